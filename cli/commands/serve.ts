@@ -1,0 +1,6 @@
+import type { Command } from 'commander';
+
+/** `sipctl serve` — not built yet. */
+export function registerServe(program: Command): void {
+  void program;
+}
