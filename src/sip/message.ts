@@ -1,0 +1,418 @@
+/**
+ * A SIP message as a lazy view over one Buffer.
+ *
+ * parseMessage() found the start line and every header field's byte range; the accessors
+ * here decode a value the first time it is asked for and cache it. Changes are recorded as
+ * edits (byte-range replacements, what Kamailio calls lumps) and applied by serialize():
+ * the forwarded message is the original buffer's slices plus the edits, so bytes nobody
+ * touched are never re-encoded.
+ */
+import { SipParseError } from './errors.js';
+import { canonicalName, displayName, LIST_HEADERS } from './header-names.js';
+import type { StartLine } from './parse.js';
+import { parseUri, type SipUri } from './uri.js';
+import {
+  parseCSeq,
+  parseNameAddr,
+  parseVia,
+  splitList,
+  unfold,
+  utf8,
+  type NameAddr,
+  type Via,
+} from './values.js';
+
+export interface HeaderIndex {
+  /** Canonical (full, lower-case) field names, in order. */
+  names: string[];
+  /** Byte offsets per field: line start, value start/end (trimmed), line end (after the line terminator, continuation lines included). */
+  lineStarts: number[];
+  valueStarts: number[];
+  valueEnds: number[];
+  lineEnds: number[];
+  /** Offset of the first header line. */
+  headersStart: number;
+  /** Offset of the empty line that ends the headers: where appended headers go. */
+  headersEnd: number;
+  bodyStart: number;
+  bodyEnd: number;
+  contentLength: number | undefined;
+}
+
+/** One recorded change: replace buffer[start, end) with `text` (start === end inserts). */
+interface Edit {
+  start: number;
+  end: number;
+  text: string;
+}
+
+/** A value of a list header with its location: which field, which byte range. */
+export interface ValueLocation {
+  field: number;
+  start: number;
+  end: number;
+}
+
+const CRLF = '\r\n';
+
+export class SipMessage {
+  readonly buffer: Buffer;
+  readonly isRequest: boolean;
+  readonly method: string;
+  readonly requestUriText: string;
+  readonly status: number;
+  readonly reason: string;
+  readonly version: string;
+  readonly index: HeaderIndex;
+
+  private _uri: SipUri | undefined = undefined;
+  private _topVia: Via | undefined = undefined;
+  private _vias: Via[] | undefined = undefined;
+  private _from: NameAddr | undefined = undefined;
+  private _to: NameAddr | undefined = undefined;
+  private _callId: string | undefined = undefined;
+  private _cseq: { seq: number; method: string } | undefined = undefined;
+  private _maxForwards: number | undefined | null = null; // null: not parsed yet
+  private _routes: NameAddr[] | undefined = undefined;
+  private _recordRoutes: NameAddr[] | undefined = undefined;
+  private _contacts: NameAddr[] | '*' | undefined = undefined;
+  private _edits: Edit[] | undefined = undefined;
+  private _removedFields: Set<number> | undefined = undefined;
+
+  constructor(buffer: Buffer, start: StartLine, index: HeaderIndex) {
+    this.buffer = buffer;
+    this.isRequest = start.isRequest;
+    this.method = start.method;
+    this.requestUriText = start.requestUriText;
+    this.status = start.status;
+    this.reason = start.reason;
+    this.version = start.version;
+    this.index = index;
+  }
+
+  // ------------------------------------------------------------------ generic access
+
+  get headerNames(): string[] {
+    return this.index.names.slice();
+  }
+
+  get headerCount(): number {
+    return this.index.names.length;
+  }
+
+  /** Index of the first field with this canonical name, or -1. */
+  fieldIndex(canonical: string, from = 0): number {
+    const names = this.index.names;
+    for (let i = from; i < names.length; i++) if (names[i] === canonical) return i;
+    return -1;
+  }
+
+  /** The raw (latin1, still folded) text of field i's value. */
+  rawValue(i: number): string {
+    return this.buffer.latin1Slice(this.index.valueStarts[i], this.index.valueEnds[i]);
+  }
+
+  /** Field i's value, unfolded and decoded as UTF-8. */
+  fieldValue(i: number): string {
+    return utf8(unfold(this.rawValue(i)));
+  }
+
+  /** First field with that name (any case, compact or full), unfolded and trimmed. */
+  header(name: string): string | undefined {
+    const i = this.fieldIndex(canonicalName(name));
+    return i < 0 ? undefined : this.fieldValue(i);
+  }
+
+  /** Every field's whole value. */
+  headerFields(name: string): string[] {
+    const c = canonicalName(name);
+    const out: string[] = [];
+    for (let i = this.fieldIndex(c); i >= 0; i = this.fieldIndex(c, i + 1)) out.push(this.fieldValue(i));
+    return out;
+  }
+
+  /** Every value of a header: list headers are split at top-level commas (§7.3.1). */
+  headerValues(name: string): string[] {
+    const c = canonicalName(name);
+    if (!LIST_HEADERS.has(c)) return this.headerFields(c);
+    return this.valueLocations(c).map((v) => utf8(unfold(this.buffer.latin1Slice(v.start, v.end))));
+  }
+
+  /** Byte ranges of every value of a list header, across all its fields, in order. */
+  valueLocations(canonical: string): ValueLocation[] {
+    const out: ValueLocation[] = [];
+    const { valueStarts } = this.index;
+    for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
+      const base = valueStarts[i]!;
+      for (const [s, e] of splitList(this.rawValue(i))) out.push({ field: i, start: base + s, end: base + e });
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------ typed accessors
+
+  /** The parsed Request-URI (requests only). */
+  get uri(): SipUri {
+    if (this._uri === undefined) {
+      if (!this.isRequest) throw new SipParseError('a response has no Request-URI');
+      this._uri = parseUri(this.requestUriText);
+    }
+    return this._uri;
+  }
+
+  /** The topmost Via value; parses only that one. */
+  get topVia(): Via | undefined {
+    if (this._topVia === undefined) {
+      if (this._vias !== undefined) {
+        this._topVia = this._vias[0];
+      } else {
+        const i = this.fieldIndex('via');
+        if (i < 0) return undefined;
+        const raw = this.rawValue(i);
+        const first = splitList(raw)[0];
+        if (first === undefined) throw new SipParseError('empty Via header');
+        this._topVia = parseVia(raw, first[0], first[1], this.index.valueStarts[i]!);
+      }
+    }
+    return this._topVia;
+  }
+
+  get vias(): Via[] {
+    if (this._vias === undefined) {
+      const out: Via[] = [];
+      for (let i = this.fieldIndex('via'); i >= 0; i = this.fieldIndex('via', i + 1)) {
+        const raw = this.rawValue(i);
+        const base = this.index.valueStarts[i]!;
+        const parts = splitList(raw);
+        if (parts.length === 0) throw new SipParseError('empty Via header');
+        for (const [s, e] of parts) out.push(parseVia(raw, s, e, base));
+      }
+      this._vias = out;
+    }
+    return this._vias;
+  }
+
+  get from(): NameAddr {
+    return (this._from ??= this.singleNameAddr('from', 'From'));
+  }
+
+  get to(): NameAddr {
+    return (this._to ??= this.singleNameAddr('to', 'To'));
+  }
+
+  get callId(): string {
+    if (this._callId === undefined) {
+      const v = this.single('call-id', 'Call-ID');
+      if (v.length === 0 || /[\s]/.test(v)) throw new SipParseError('Call-ID is empty or contains white space');
+      this._callId = v;
+    }
+    return this._callId;
+  }
+
+  get cseq(): { seq: number; method: string } {
+    return (this._cseq ??= parseCSeq(this.single('cseq', 'CSeq')));
+  }
+
+  /** undefined when absent. §20.22: 0..255 (we accept any 1..10 digit number and clamp nothing). */
+  get maxForwards(): number | undefined {
+    if (this._maxForwards === null) {
+      const i = this.fieldIndex('max-forwards');
+      if (i < 0) this._maxForwards = undefined;
+      else {
+        const v = this.fieldValue(i);
+        if (!/^[0-9]{1,10}$/.test(v)) throw new SipParseError('Max-Forwards is not a number');
+        this._maxForwards = Number(v);
+      }
+    }
+    return this._maxForwards;
+  }
+
+  get contentLength(): number | undefined {
+    return this.index.contentLength;
+  }
+
+  get body(): Buffer {
+    return this.buffer.subarray(this.index.bodyStart, this.index.bodyEnd);
+  }
+
+  get routes(): NameAddr[] {
+    return (this._routes ??= this.nameAddrList('route', 'Route'));
+  }
+
+  get recordRoutes(): NameAddr[] {
+    return (this._recordRoutes ??= this.nameAddrList('record-route', 'Record-Route'));
+  }
+
+  get contacts(): NameAddr[] | '*' {
+    if (this._contacts === undefined) {
+      const locs = this.valueLocations('contact');
+      if (locs.length === 1 && this.buffer.latin1Slice(locs[0]!.start, locs[0]!.end) === '*') this._contacts = '*';
+      else this._contacts = this.nameAddrList('contact', 'Contact');
+    }
+    return this._contacts;
+  }
+
+  private single(canonical: string, display: string): string {
+    const i = this.fieldIndex(canonical);
+    if (i < 0) throw new SipParseError(`missing ${display} header`);
+    if (this.fieldIndex(canonical, i + 1) >= 0) throw new SipParseError(`more than one ${display} header`);
+    return this.fieldValue(i);
+  }
+
+  private singleNameAddr(canonical: string, display: string): NameAddr {
+    const i = this.fieldIndex(canonical);
+    if (i < 0) throw new SipParseError(`missing ${display} header`);
+    if (this.fieldIndex(canonical, i + 1) >= 0) throw new SipParseError(`more than one ${display} header`);
+    const raw = this.rawValue(i);
+    return parseNameAddr(raw, 0, raw.length, this.index.valueStarts[i]!, display);
+  }
+
+  private nameAddrList(canonical: string, display: string): NameAddr[] {
+    const out: NameAddr[] = [];
+    for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
+      const raw = this.rawValue(i);
+      const base = this.index.valueStarts[i]!;
+      for (const [s, e] of splitList(raw)) out.push(parseNameAddr(raw, s, e, base, display));
+    }
+    return out;
+  }
+
+  // ------------------------------------------------------------------ edits
+
+  get edited(): boolean {
+    return this._edits !== undefined;
+  }
+
+  /** Replace buffer[start, end) with text; start === end inserts. */
+  private edit(start: number, end: number, text: string): void {
+    (this._edits ??= []).push({ start, end, text });
+  }
+
+  /** Insert a header field above the first field named `before` (or at the top of the headers). */
+  insertHeaderBefore(before: string, name: string, value: string): void {
+    const i = this.firstLiveField(canonicalName(before));
+    const at = i < 0 ? this.index.headersStart : this.index.lineStarts[i]!;
+    this.edit(at, at, `${displayName(canonicalName(name))}: ${value}${CRLF}`);
+  }
+
+  /** Add a header field at the top of the header section. */
+  prependHeader(name: string, value: string): void {
+    const at = this.index.headersStart;
+    this.edit(at, at, `${displayName(canonicalName(name))}: ${value}${CRLF}`);
+  }
+
+  /** Add a header field at the end of the header section (Kamailio's append_hf). */
+  appendHeader(name: string, value: string): void {
+    const at = this.index.headersEnd;
+    this.edit(at, at, `${displayName(canonicalName(name))}: ${value}${CRLF}`);
+  }
+
+  /** Remove every field with that name. */
+  removeHeader(name: string): number {
+    const c = canonicalName(name);
+    let n = 0;
+    for (let i = this.fieldIndex(c); i >= 0; i = this.fieldIndex(c, i + 1)) {
+      this.removeField(i);
+      n++;
+    }
+    return n;
+  }
+
+  /** Replace the whole value of the first field with that name, or append the field. */
+  setHeader(name: string, value: string): void {
+    const i = this.firstLiveField(canonicalName(name));
+    if (i < 0) this.appendHeader(name, value);
+    else this.edit(this.index.valueStarts[i]!, this.index.valueEnds[i]!, value);
+  }
+
+  removeField(i: number): void {
+    (this._removedFields ??= new Set()).add(i);
+    this.edit(this.index.lineStarts[i]!, this.index.lineEnds[i]!, '');
+  }
+
+  /**
+   * Remove one value of a list header: the whole field when it is the field's only value,
+   * else the value and the comma that joins it to its neighbour.
+   */
+  removeValue(canonical: string, valueIndex: number): void {
+    const locs = this.valueLocations(canonical).filter((l) => !this._removedFields?.has(l.field));
+    const loc = locs[valueIndex];
+    if (loc === undefined) throw new RangeError(`no ${canonical} value #${valueIndex}`);
+    const same = locs.filter((l) => l.field === loc.field);
+    if (same.length === 1) {
+      this.removeField(loc.field);
+      return;
+    }
+    const k = same.indexOf(loc);
+    if (k < same.length - 1) this.edit(loc.start, same[k + 1]!.start, '');
+    else this.edit(same[k - 1]!.end, loc.end, '');
+  }
+
+  /** Replace the byte range of one value (e.g. a Via value) with new text. */
+  replaceRange(start: number, end: number, text: string): void {
+    this.edit(start, end, text);
+  }
+
+  /** Insert text at a byte offset (e.g. `;received=...` at the end of the top Via). */
+  insertAt(offset: number, text: string): void {
+    this.edit(offset, offset, text);
+  }
+
+  /** Change the Request-URI (RFC 3261 §16.6 step 2 and §16.4). */
+  setRequestUri(uri: string): void {
+    if (!this.isRequest) throw new Error('setRequestUri on a response');
+    // The start line is METHOD SP URI SP VERSION; its URI starts after the method and a space.
+    const s = this.startLineOffset() + this.method.length + 1;
+    this.edit(s, s + Buffer.byteLength(this.requestUriText, 'latin1'), uri);
+  }
+
+  /** Offset of the start line (after any leading CRLFs). */
+  private startLineOffset(): number {
+    const b = this.buffer;
+    let p = 0;
+    while (b[p] === 13 || b[p] === 10) p++;
+    return p;
+  }
+
+  private firstLiveField(canonical: string): number {
+    for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
+      if (!this._removedFields?.has(i)) return i;
+    }
+    return -1;
+  }
+
+  /**
+   * The message to send: original slices plus the edits, a Content-Length added when the
+   * message had none (mandatory on streams, §18.3, and harmless on datagrams), and bytes past
+   * the body dropped.
+   */
+  serialize(): Buffer {
+    const { headersEnd, bodyStart, bodyEnd, contentLength } = this.index;
+    const start = this.startLineOffset();
+    const edits = this._edits;
+    const needLength = contentLength === undefined;
+    if (edits === undefined && !needLength) {
+      return start === 0 && bodyEnd === this.buffer.length ? this.buffer : this.buffer.subarray(start, bodyEnd);
+    }
+    const list = edits === undefined ? [] : edits.slice();
+    if (needLength) list.push({ start: headersEnd, end: headersEnd, text: `Content-Length: ${bodyEnd - bodyStart}${CRLF}` });
+    // By position; at the same offset insertions go before replacements, and otherwise the
+    // order they were made in is kept (Array#sort is stable).
+    list.sort((a, b) => a.start - b.start || (a.end === a.start ? 0 : 1) - (b.end === b.start ? 0 : 1));
+    const pieces: Buffer[] = [];
+    let pos = start;
+    for (const e of list) {
+      if (e.start < pos) {
+        // Two edits overlap (e.g. a value replaced inside a field that was removed): the
+        // earlier, wider one wins.
+        if (e.end <= pos) continue;
+        throw new Error(`overlapping edits at byte ${e.start}`);
+      }
+      if (e.start > pos) pieces.push(this.buffer.subarray(pos, e.start));
+      if (e.text.length > 0) pieces.push(Buffer.from(e.text, 'utf8'));
+      pos = e.end;
+    }
+    if (pos < bodyEnd) pieces.push(this.buffer.subarray(pos, bodyEnd));
+    return Buffer.concat(pieces);
+  }
+}

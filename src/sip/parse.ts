@@ -1,0 +1,192 @@
+/**
+ * The one pass over a message's bytes (RFC 3261 §7): the start line, the boundaries of every
+ * header field, and the body by Content-Length. Nothing else is decoded here; values are
+ * parsed on first use by SipMessage's accessors.
+ */
+import { SipParseError } from './errors.js';
+import { canonicalNameFromBytes, isTokenBytes } from './header-names.js';
+import { SipMessage, type HeaderIndex } from './message.js';
+
+/** More header fields than this is not a SIP message but an attack on the parser. */
+export const MAX_HEADER_FIELDS = 1000;
+
+const CR = 13;
+const LF = 10;
+const SP = 32;
+const HT = 9;
+const COLON = 58;
+
+export function parseMessage(bytes: Buffer): SipMessage {
+  const len = bytes.length;
+  // RFC 3261 §7.5: CRLFs before the start line may be ignored.
+  let pos = 0;
+  while (pos < len && (bytes[pos] === CR || bytes[pos] === LF)) pos++;
+  if (pos >= len) throw new SipParseError('empty message');
+
+  // ---- start line
+  const startLf = bytes.indexOf(LF, pos);
+  if (startLf < 0) throw new SipParseError('start line is not terminated');
+  const startEnd = startLf > pos && bytes[startLf - 1] === CR ? startLf - 1 : startLf;
+  const start = parseStartLine(bytes, pos, startEnd);
+
+  // ---- header fields
+  const names: string[] = [];
+  const lineStarts: number[] = [];
+  const valueStarts: number[] = [];
+  const valueEnds: number[] = [];
+  const lineEnds: number[] = [];
+  let line = startLf + 1;
+  let headersEnd = -1;
+  let bodyStart = -1;
+  while (line < len) {
+    const lf = bytes.indexOf(LF, line);
+    if (lf < 0) throw new SipParseError('header section is not terminated by an empty line');
+    const contentEnd = lf > line && bytes[lf - 1] === CR ? lf - 1 : lf;
+    if (contentEnd === line) {
+      headersEnd = line;
+      bodyStart = lf + 1;
+      break;
+    }
+    const first = bytes[line];
+    if (first === SP || first === HT) {
+      // Folded continuation line (§7.3.1): it belongs to the previous field's value.
+      const last = names.length - 1;
+      if (last < 0) throw new SipParseError('header section starts with a continuation line');
+      let e = contentEnd;
+      while (e > line && (bytes[e - 1] === SP || bytes[e - 1] === HT)) e--;
+      if (e > line) {
+        // only extend the value when the continuation carries something
+        let s = line;
+        while (s < e && (bytes[s] === SP || bytes[s] === HT)) s++;
+        if (s < e) {
+          if (valueStarts[last] === valueEnds[last]) valueStarts[last] = s;
+          valueEnds[last] = e;
+        }
+      }
+      lineEnds[last] = lf + 1;
+      line = lf + 1;
+      continue;
+    }
+    const colon = bytes.indexOf(COLON, line);
+    if (colon < 0 || colon > contentEnd) {
+      throw new SipParseError(`header line without a colon: '${clip(bytes.latin1Slice(line, contentEnd))}'`);
+    }
+    // HCOLON = *( SP / HTAB ) ":" SWS
+    let nameEnd = colon;
+    while (nameEnd > line && (bytes[nameEnd - 1] === SP || bytes[nameEnd - 1] === HT)) nameEnd--;
+    if (!isTokenBytes(bytes, line, nameEnd)) {
+      throw new SipParseError(`bad header name '${clip(bytes.latin1Slice(line, nameEnd))}'`);
+    }
+    let vs = colon + 1;
+    while (vs < contentEnd && (bytes[vs] === SP || bytes[vs] === HT)) vs++;
+    let ve = contentEnd;
+    while (ve > vs && (bytes[ve - 1] === SP || bytes[ve - 1] === HT)) ve--;
+    if (names.length >= MAX_HEADER_FIELDS) throw new SipParseError(`more than ${MAX_HEADER_FIELDS} header fields`);
+    names.push(canonicalNameFromBytes(bytes, line, nameEnd));
+    lineStarts.push(line);
+    valueStarts.push(vs);
+    valueEnds.push(ve);
+    lineEnds.push(lf + 1);
+    line = lf + 1;
+  }
+  if (headersEnd < 0) throw new SipParseError('header section is not terminated by an empty line');
+
+  // ---- body (§18.3, §20.14)
+  let contentLength: number | undefined;
+  for (let i = 0; i < names.length; i++) {
+    if (names[i] !== 'content-length') continue;
+    const v = parseContentLength(bytes, valueStarts[i]!, valueEnds[i]!);
+    if (contentLength !== undefined && v !== contentLength) throw new SipParseError('conflicting Content-Length headers');
+    contentLength = v;
+  }
+  let bodyEnd: number;
+  if (contentLength === undefined) {
+    bodyEnd = len; // datagram: the rest of the packet is the body
+  } else {
+    bodyEnd = bodyStart + contentLength;
+    if (bodyEnd > len) {
+      throw new SipParseError(`Content-Length ${contentLength} is larger than the ${len - bodyStart} body bytes received`);
+    }
+  }
+
+  const index: HeaderIndex = {
+    names,
+    lineStarts,
+    valueStarts,
+    valueEnds,
+    lineEnds,
+    headersStart: startLf + 1,
+    headersEnd,
+    bodyStart,
+    bodyEnd,
+    contentLength,
+  };
+  return new SipMessage(bytes, start, index);
+}
+
+export interface StartLine {
+  isRequest: boolean;
+  method: string;
+  requestUriText: string;
+  status: number;
+  reason: string;
+  version: string;
+}
+
+/**
+ *   Request-Line = Method SP Request-URI SP SIP-Version   (§25.1: exactly one SP each)
+ *   Status-Line  = SIP-Version SP Status-Code SP Reason-Phrase
+ */
+function parseStartLine(b: Buffer, s: number, e: number): StartLine {
+  if (e - s >= 4 && b[s] === 83 && b[s + 1] === 73 && b[s + 2] === 80 && b[s + 3] === 47 /* 'SIP/' */) {
+    const sp1 = b.indexOf(SP, s);
+    if (sp1 < 0 || sp1 > e) throw new SipParseError('status line without a status code');
+    const version = b.latin1Slice(s, sp1);
+    let codeEnd = sp1 + 1;
+    while (codeEnd < e && b[codeEnd]! >= 48 && b[codeEnd]! <= 57) codeEnd++;
+    if (codeEnd - sp1 - 1 !== 3 || (codeEnd < e && b[codeEnd] !== SP)) throw new SipParseError('status code is not three digits');
+    const status = (b[sp1 + 1]! - 48) * 100 + (b[sp1 + 2]! - 48) * 10 + (b[sp1 + 3]! - 48);
+    if (status < 100 || status > 699) throw new SipParseError(`status code ${status} out of range`);
+    const reason = codeEnd < e ? b.toString('utf8', codeEnd + 1, e) : '';
+    checkVersion(version);
+    return { isRequest: false, method: '', requestUriText: '', status, reason, version };
+  }
+  const sp1 = b.indexOf(SP, s);
+  if (sp1 < 0 || sp1 >= e) throw new SipParseError('request line is not METHOD URI SIP/2.0');
+  const sp2 = b.indexOf(SP, sp1 + 1);
+  if (sp2 < 0 || sp2 >= e) throw new SipParseError('request line is not METHOD URI SIP/2.0');
+  if (b.indexOf(SP, sp2 + 1) >= 0 && b.indexOf(SP, sp2 + 1) < e) {
+    throw new SipParseError('request line has white space inside the Request-URI or after the version');
+  }
+  if (!isTokenBytes(b, s, sp1)) throw new SipParseError('method is not a token');
+  const method = b.latin1Slice(s, sp1);
+  const requestUriText = b.latin1Slice(sp1 + 1, sp2);
+  if (requestUriText.length === 0) throw new SipParseError('empty Request-URI');
+  for (let i = sp1 + 1; i < sp2; i++) {
+    const c = b[i]!;
+    if (c < 33 || c === 127) throw new SipParseError('Request-URI contains a control character or white space');
+  }
+  const version = b.latin1Slice(sp2 + 1, e);
+  checkVersion(version);
+  return { isRequest: true, method, requestUriText, status: 0, reason: '', version };
+}
+
+/** SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT (case-insensitive "SIP"). */
+function checkVersion(v: string): void {
+  if (!/^SIP\/[0-9]+\.[0-9]+$/i.test(v)) throw new SipParseError(`bad SIP version '${clip(v)}'`);
+}
+
+function parseContentLength(b: Buffer, s: number, e: number): number {
+  if (e <= s || e - s > 9) throw new SipParseError('Content-Length is not a number');
+  let n = 0;
+  for (let i = s; i < e; i++) {
+    const c = b[i]!;
+    if (c < 48 || c > 57) throw new SipParseError('Content-Length is not a number');
+    n = n * 10 + (c - 48);
+  }
+  return n;
+}
+
+function clip(s: string): string {
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}

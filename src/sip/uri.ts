@@ -1,0 +1,292 @@
+/**
+ * SIP, SIPS and tel URIs (RFC 3261 §19.1, §25.1; RFC 3966 for tel).
+ *
+ *   sip:user:password@host:port;uri-parameters?headers
+ *
+ * The parser is strict about structure (scheme, host, port, brackets) and lenient about
+ * characters inside user, parameters and headers, which it %-unescapes (§19.1.2). It never
+ * throws anything but SipParseError.
+ */
+import { SipParseError } from './errors.js';
+import { isIPv4, isIPv6 } from 'node:net';
+
+export type UriScheme = 'sip' | 'sips' | 'tel';
+export type HostType = 'ipv4' | 'ipv6' | 'name';
+
+export class SipUri {
+  scheme: UriScheme;
+  /** %-escapes resolved; for tel: the number (global or local). */
+  user: string | undefined;
+  password: string | undefined;
+  /** '' for tel; IPv6 without brackets. */
+  host: string;
+  hostType: HostType;
+  port: number | undefined;
+  /** Lower-case names; values %-unescaped; null for a parameter without a value (`;lr`). */
+  params: Map<string, string | null>;
+  headers: Map<string, string>;
+
+  constructor(init: {
+    scheme: UriScheme;
+    user?: string;
+    password?: string;
+    host: string;
+    hostType?: HostType;
+    port?: number;
+    params?: Map<string, string | null>;
+    headers?: Map<string, string>;
+  }) {
+    this.scheme = init.scheme;
+    this.user = init.user;
+    this.password = init.password;
+    this.host = init.host;
+    this.hostType = init.hostType ?? classifyHost(init.host);
+    this.port = init.port;
+    this.params = init.params ?? new Map();
+    this.headers = init.headers ?? new Map();
+  }
+
+  /** The `transport` URI parameter, lower case, or undefined. */
+  get transport(): string | undefined {
+    const t = this.params.get('transport');
+    return t == null ? undefined : t.toLowerCase();
+  }
+
+  /** `host` as it appears in a URI or Via: IPv6 references get brackets back. */
+  get hostport(): string {
+    const h = this.hostType === 'ipv6' ? `[${this.host}]` : this.host;
+    return this.port === undefined ? h : `${h}:${this.port}`;
+  }
+
+  toString(): string {
+    if (this.scheme === 'tel') {
+      return `tel:${escape(this.user ?? '', TEL_SAFE)}${paramsToString(this.params)}`;
+    }
+    let s = `${this.scheme}:`;
+    if (this.user !== undefined) {
+      s += escape(this.user, USER_SAFE);
+      if (this.password !== undefined) s += `:${escape(this.password, PASSWORD_SAFE)}`;
+      s += '@';
+    }
+    s += this.hostport;
+    s += paramsToString(this.params);
+    if (this.headers.size > 0) {
+      let first = true;
+      for (const [k, v] of this.headers) {
+        s += `${first ? '?' : '&'}${escape(k, HEADER_SAFE)}=${escape(v, HEADER_SAFE)}`;
+        first = false;
+      }
+    }
+    return s;
+  }
+
+  clone(): SipUri {
+    return new SipUri({
+      scheme: this.scheme,
+      user: this.user,
+      password: this.password,
+      host: this.host,
+      hostType: this.hostType,
+      port: this.port,
+      params: new Map(this.params),
+      headers: new Map(this.headers),
+    });
+  }
+}
+
+function paramsToString(params: Map<string, string | null>): string {
+  let s = '';
+  for (const [k, v] of params) s += v === null ? `;${escape(k, PARAM_SAFE)}` : `;${escape(k, PARAM_SAFE)}=${escape(v, PARAM_SAFE)}`;
+  return s;
+}
+
+// Characters that may appear unescaped (RFC 3261 §25.1): unreserved plus the
+// component's own unreserved set.
+const UNRESERVED = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.!~*'()";
+const USER_SAFE = charset(UNRESERVED + '&=+$,;?/');
+const PASSWORD_SAFE = charset(UNRESERVED + '&=+$,');
+const PARAM_SAFE = charset(UNRESERVED + '[]/:&+$');
+const HEADER_SAFE = charset(UNRESERVED + '[]/?:+$');
+const TEL_SAFE = charset(UNRESERVED + '+#*&=$,/?:@');
+
+function charset(chars: string): Uint8Array {
+  const t = new Uint8Array(128);
+  for (let i = 0; i < chars.length; i++) t[chars.charCodeAt(i)] = 1;
+  return t;
+}
+
+function escape(s: string, safe: Uint8Array): string {
+  let plain = true;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 128 || safe[c] !== 1) { plain = false; break; }
+  }
+  if (plain) return s;
+  let out = '';
+  for (const byte of Buffer.from(s, 'utf8')) {
+    out += byte < 128 && safe[byte] === 1 ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  }
+  return out;
+}
+
+/** Resolves %HH escapes (RFC 3261 §19.1.2); a malformed escape is a parse error. */
+export function unescapeUriPart(s: string, what: string): string {
+  if (s.indexOf('%') < 0) return s;
+  const bytes: number[] = [];
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c === 37 /* % */) {
+      const h = parseInt(s.slice(i + 1, i + 3), 16);
+      if (i + 2 >= s.length || !/^[0-9a-fA-F]{2}$/.test(s.slice(i + 1, i + 3)) || Number.isNaN(h)) {
+        throw new SipParseError(`bad %-escape in URI ${what}`);
+      }
+      bytes.push(h);
+      i += 2;
+    } else if (c < 128) {
+      bytes.push(c);
+    } else {
+      for (const b of Buffer.from(s[i]!, 'utf8')) bytes.push(b);
+    }
+  }
+  return Buffer.from(bytes).toString('utf8');
+}
+
+export function classifyHost(host: string): HostType {
+  if (isIPv4(host)) return 'ipv4';
+  if (host.indexOf(':') >= 0) return 'ipv6';
+  return 'name';
+}
+
+// hostname = *( domainlabel "." ) toplabel [ "." ]; labels are alphanum and '-'.
+// '_' is accepted too: it is common in SRV-style names and harmless here.
+function isHostname(h: string): boolean {
+  if (h.length === 0 || h.length > 255) return false;
+  for (let i = 0; i < h.length; i++) {
+    const c = h.charCodeAt(i);
+    const ok =
+      (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 45 || c === 46 || c === 95;
+    if (!ok) return false;
+  }
+  return h.charCodeAt(0) !== 46 && h.indexOf('..') < 0;
+}
+
+/** Parses a host[:port] as it appears in a URI or a Via sent-by. */
+export function parseHostPort(text: string, what: string): { host: string; hostType: HostType; port: number | undefined } {
+  let host: string;
+  let rest: string;
+  if (text.charCodeAt(0) === 91 /* [ */) {
+    const close = text.indexOf(']');
+    if (close < 0) throw new SipParseError(`unterminated IPv6 reference in ${what}`);
+    host = text.slice(1, close);
+    if (!isIPv6(host)) throw new SipParseError(`bad IPv6 address [${host}] in ${what}`);
+    rest = text.slice(close + 1);
+    host = host.toLowerCase();
+    if (rest.length > 0 && rest.charCodeAt(0) !== 58 /* : */) throw new SipParseError(`junk after IPv6 reference in ${what}`);
+  } else {
+    const colon = text.indexOf(':');
+    host = colon < 0 ? text : text.slice(0, colon);
+    rest = colon < 0 ? '' : text.slice(colon);
+    if (isIPv4(host)) {
+      // dotted quad
+    } else if (!isHostname(host)) {
+      throw new SipParseError(`bad host '${host}' in ${what}`);
+    }
+  }
+  let port: number | undefined;
+  if (rest.length > 0) {
+    const digits = rest.slice(1);
+    if (!/^[0-9]{1,5}$/.test(digits)) throw new SipParseError(`bad port '${digits}' in ${what}`);
+    port = Number(digits);
+    if (port > 65535) throw new SipParseError(`port ${port} out of range in ${what}`);
+  }
+  return { host, hostType: host.indexOf(':') >= 0 ? 'ipv6' : isIPv4(host) ? 'ipv4' : 'name', port };
+}
+
+/** `;a=b;c` → Map, names lower-cased, values unescaped. Input starts after the first ';'. */
+function parseUriParams(text: string, what: string): Map<string, string | null> {
+  const params = new Map<string, string | null>();
+  if (text.length === 0) return params;
+  for (const part of text.split(';')) {
+    if (part.length === 0) continue; // tolerate ';;'
+    const eq = part.indexOf('=');
+    const name = unescapeUriPart(eq < 0 ? part : part.slice(0, eq), what).toLowerCase();
+    if (name.length === 0) throw new SipParseError(`empty parameter name in ${what}`);
+    const value = eq < 0 ? null : unescapeUriPart(part.slice(eq + 1), what);
+    params.set(name, value);
+  }
+  return params;
+}
+
+export function parseUri(text: string): SipUri {
+  const s = text.trim();
+  const colon = s.indexOf(':');
+  if (colon <= 0) throw new SipParseError(`'${clip(s)}' is not a URI (no scheme)`);
+  const schemeText = s.slice(0, colon).toLowerCase();
+  if (schemeText === 'tel') return parseTelUri(s.slice(colon + 1));
+  if (schemeText !== 'sip' && schemeText !== 'sips') {
+    throw new SipParseError(`unsupported URI scheme '${s.slice(0, colon)}' (sip, sips or tel)`);
+  }
+  const scheme = schemeText as UriScheme;
+  let rest = s.slice(colon + 1);
+  if (rest.length === 0) throw new SipParseError(`URI '${clip(s)}' has no host`);
+  for (let i = 0; i < rest.length; i++) {
+    const c = rest.charCodeAt(i);
+    if (c <= 32 || c === 127) throw new SipParseError(`URI '${clip(s)}' contains white space or a control character`);
+  }
+
+  let user: string | undefined;
+  let password: string | undefined;
+  // '@' may appear only as the userinfo delimiter: it is not allowed unescaped in
+  // parameters or headers (§25.1 paramchar, hvalue).
+  const at = rest.indexOf('@');
+  if (at >= 0) {
+    const userinfo = rest.slice(0, at);
+    rest = rest.slice(at + 1);
+    const pc = userinfo.indexOf(':');
+    const userText = pc < 0 ? userinfo : userinfo.slice(0, pc);
+    if (userText.length === 0) throw new SipParseError(`URI '${clip(s)}' has an empty user part`);
+    user = unescapeUriPart(userText, 'user');
+    if (pc >= 0) password = unescapeUriPart(userinfo.slice(pc + 1), 'password');
+  }
+
+  // host ends at ';' (parameters) or '?' (headers); brackets protect IPv6 colons.
+  let hostEnd = rest.length;
+  const searchFrom = rest.charCodeAt(0) === 91 ? Math.max(rest.indexOf(']'), 0) : 0;
+  for (let i = searchFrom; i < rest.length; i++) {
+    const c = rest.charCodeAt(i);
+    if (c === 59 /* ; */ || c === 63 /* ? */) { hostEnd = i; break; }
+  }
+  const hp = parseHostPort(rest.slice(0, hostEnd), `URI '${clip(s)}'`);
+  let params = new Map<string, string | null>();
+  let headers = new Map<string, string>();
+  let tail = rest.slice(hostEnd);
+  const q = tail.indexOf('?');
+  const paramText = q < 0 ? tail : tail.slice(0, q);
+  if (paramText.length > 0) params = parseUriParams(paramText.slice(1), `URI '${clip(s)}'`);
+  if (q >= 0) {
+    tail = tail.slice(q + 1);
+    headers = new Map();
+    for (const h of tail.split('&')) {
+      if (h.length === 0) continue;
+      const eq = h.indexOf('=');
+      if (eq <= 0) throw new SipParseError(`bad header '${clip(h)}' in URI '${clip(s)}'`);
+      headers.set(unescapeUriPart(h.slice(0, eq), 'header'), unescapeUriPart(h.slice(eq + 1), 'header'));
+    }
+  }
+  return new SipUri({ scheme, user, password, host: hp.host.toLowerCase(), hostType: hp.hostType, port: hp.port, params, headers });
+}
+
+function parseTelUri(rest: string): SipUri {
+  const semi = rest.indexOf(';');
+  const number = semi < 0 ? rest : rest.slice(0, semi);
+  // RFC 3966 §3: global-number-digits "+" 1*phonedigit, or local-number-digits with hex digits, '*', '#'.
+  if (!/^\+?[0-9A-Fa-f*#().\-]+$/.test(number) || !/[0-9A-Fa-f*#]/.test(number)) {
+    throw new SipParseError(`bad tel URI number '${clip(number)}'`);
+  }
+  const params = semi < 0 ? new Map<string, string | null>() : parseUriParams(rest.slice(semi + 1), 'tel URI');
+  return new SipUri({ scheme: 'tel', user: unescapeUriPart(number, 'tel number'), host: '', hostType: 'name', params });
+}
+
+function clip(s: string): string {
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}

@@ -1,0 +1,374 @@
+/**
+ * Parsers for the header values the proxy needs: Via (RFC 3261 §20.42), name-addr /
+ * addr-spec with parameters (From, To, Contact, Route, Record-Route: §20.10, §20.20, §20.39),
+ * CSeq (§20.16), and splitting of comma-separated lists (§7.3.1) that respects quoted
+ * strings and <...>.
+ *
+ * Every parser works on the header value as raw latin1 text whose character offsets equal
+ * byte offsets in the message buffer (folded lines are left in place and treated as white
+ * space), so that a parsed value can also say *where* it is — the edits that remove a Via
+ * value or fill in rport need byte ranges, not just values.
+ */
+import { SipParseError } from './errors.js';
+import { parseHostPort, parseUri, unescapeUriPart, type HostType, type SipUri } from './uri.js';
+
+export type Params = Map<string, string | null>;
+
+export interface Via {
+  protocolName: string;
+  protocolVersion: string;
+  /** Upper case: 'UDP', 'TCP', 'TLS', 'SCTP', 'WS', 'WSS'. */
+  transport: string;
+  host: string;
+  hostType: HostType;
+  port: number | undefined;
+  /** Lower-case names; null for a parameter without a value (`;rport`). */
+  params: Params;
+  branch: string | undefined;
+  received: string | undefined;
+  /** undefined: absent; null: present without a value (RFC 3581 request to fill it in). */
+  rport: number | null | undefined;
+  maddr: string | undefined;
+  ttl: number | undefined;
+  /** Byte range of this value in the message buffer (start inclusive, end exclusive). */
+  start: number;
+  end: number;
+  /** Byte range of the `rport` parameter (name and any value), when present. */
+  rportStart: number;
+  rportEnd: number;
+}
+
+export interface NameAddr {
+  /** Unquoted display name with escapes resolved, or undefined. */
+  displayName: string | undefined;
+  uri: SipUri;
+  /** Header parameters after the URI (tag, expires, q, ...), lower-case names. */
+  params: Params;
+  tag: string | undefined;
+  /** The URI as written, inside <...> when brackets were used. */
+  uriText: string;
+  start: number;
+  end: number;
+}
+
+const isWs = (c: number): boolean => c === 32 || c === 9 || c === 13 || c === 10;
+
+/**
+ * Splits a comma-separated header value into [start, end) ranges (relative to `raw`),
+ * trimmed, skipping empty elements. Commas inside "quoted strings" and <...> do not split.
+ */
+export function splitList(raw: string): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  const push = (from: number, to: number): void => {
+    while (from < to && isWs(raw.charCodeAt(from))) from++;
+    while (to > from && isWs(raw.charCodeAt(to - 1))) to--;
+    if (to > from) out.push([from, to]);
+  };
+  let inQuote = false;
+  let inAngle = false;
+  let start = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (inQuote) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34) inQuote = false;
+      continue;
+    }
+    if (c === 34) inQuote = true;
+    else if (c === 60 /* < */) inAngle = true;
+    else if (c === 62 /* > */) inAngle = false;
+    else if (c === 44 /* , */ && !inAngle) {
+      push(start, i);
+      start = i + 1;
+    }
+  }
+  if (inQuote) throw new SipParseError('unterminated quoted string');
+  push(start, raw.length);
+  return out;
+}
+
+/** Replaces folding (CRLF + white space) and runs of white space by one space. */
+export function unfold(raw: string): string {
+  let needs = false;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c === 13 || c === 10) { needs = true; break; }
+  }
+  return needs ? raw.replace(/[ \t]*\r?\n[ \t]+/g, ' ').trim() : raw;
+}
+
+/** A tiny cursor over header-value text. */
+class Scanner {
+  i: number;
+  constructor(readonly s: string, start: number, readonly end: number) {
+    this.i = start;
+  }
+  ws(): void {
+    while (this.i < this.end && isWs(this.s.charCodeAt(this.i))) this.i++;
+  }
+  peek(): number {
+    return this.i < this.end ? this.s.charCodeAt(this.i) : -1;
+  }
+  eat(c: number): boolean {
+    this.ws();
+    if (this.peek() === c) {
+      this.i++;
+      this.ws();
+      return true;
+    }
+    return false;
+  }
+  /** Reads up to (not including) any of the stop characters or white space. */
+  until(stops: string): string {
+    const from = this.i;
+    while (this.i < this.end) {
+      const c = this.s.charCodeAt(this.i);
+      if (isWs(c) || stops.indexOf(String.fromCharCode(c)) >= 0) break;
+      this.i++;
+    }
+    return this.s.slice(from, this.i);
+  }
+}
+
+/**
+ * Parses one Via value occupying raw[start, end); `base` is raw's offset in the buffer.
+ *   via-parm = sent-protocol LWS sent-by *( SEMI via-params )
+ */
+export function parseVia(raw: string, start: number, end: number, base: number): Via {
+  const sc = new Scanner(raw, start, end);
+  sc.ws();
+  const protocolName = sc.until('/');
+  if (!sc.eat(47)) throw new SipParseError('Via: expected SIP/2.0/TRANSPORT');
+  const protocolVersion = sc.until('/');
+  if (!sc.eat(47)) throw new SipParseError('Via: expected SIP/2.0/TRANSPORT');
+  const transport = sc.until(';').toUpperCase();
+  if (protocolName.toUpperCase() !== 'SIP' || protocolVersion.length === 0 || transport.length === 0) {
+    throw new SipParseError('Via: bad sent-protocol');
+  }
+  sc.ws();
+  // sent-by: host [ COLON port ], white space allowed around the colon (§25.1 COLON = SWS ":" SWS)
+  let hostText: string;
+  if (sc.peek() === 91) {
+    const close = raw.indexOf(']', sc.i);
+    if (close < 0 || close >= end) throw new SipParseError('Via: unterminated IPv6 reference');
+    hostText = raw.slice(sc.i, close + 1);
+    sc.i = close + 1;
+  } else {
+    hostText = sc.until(':;');
+  }
+  if (hostText.length === 0) throw new SipParseError('Via: missing sent-by host');
+  let portText = '';
+  const save = sc.i;
+  sc.ws();
+  if (sc.peek() === 58) {
+    sc.i++;
+    sc.ws();
+    portText = sc.until(';');
+    if (portText.length === 0) throw new SipParseError('Via: empty port');
+  } else {
+    sc.i = save;
+  }
+  const hp = parseHostPort(portText ? `${hostText}:${portText}` : hostText, 'Via sent-by');
+  const params: Params = new Map();
+  let rportStart = -1;
+  let rportEnd = -1;
+  for (;;) {
+    sc.ws();
+    if (sc.i >= end) break;
+    if (sc.peek() !== 59) throw new SipParseError(`Via: unexpected '${raw[sc.i]}' after sent-by`);
+    sc.i++;
+    sc.ws();
+    const nameStart = sc.i;
+    const name = sc.until('=;').toLowerCase();
+    if (name.length === 0) throw new SipParseError('Via: empty parameter name');
+    let value: string | null = null;
+    const beforeEq = sc.i;
+    sc.ws();
+    if (sc.peek() === 61) {
+      sc.i++;
+      sc.ws();
+      if (sc.peek() === 34) {
+        // quoted-string (via-extension gen-value)
+        const close = findQuoteEnd(raw, sc.i, end);
+        value = raw.slice(sc.i, close + 1);
+        sc.i = close + 1;
+      } else {
+        value = sc.until(';');
+      }
+    } else {
+      sc.i = beforeEq;
+    }
+    if (name === 'rport') {
+      rportStart = base + nameStart;
+      rportEnd = base + sc.i;
+    }
+    params.set(name, value);
+  }
+  const rportText = params.get('rport');
+  let rport: number | null | undefined;
+  if (rportText === undefined) rport = undefined;
+  else if (rportText === null || rportText === '') rport = null;
+  else {
+    if (!/^[0-9]{1,5}$/.test(rportText) || Number(rportText) > 65535) throw new SipParseError('Via: bad rport');
+    rport = Number(rportText);
+  }
+  const ttlText = params.get('ttl');
+  let ttl: number | undefined;
+  if (ttlText != null) {
+    if (!/^[0-9]{1,3}$/.test(ttlText) || Number(ttlText) > 255) throw new SipParseError('Via: bad ttl');
+    ttl = Number(ttlText);
+  }
+  const branch = params.get('branch');
+  if (branch === null || branch === '') throw new SipParseError('Via: empty branch');
+  const received = params.get('received');
+  if (received === null || received === '') throw new SipParseError('Via: empty received');
+  const maddr = params.get('maddr');
+  return {
+    protocolName,
+    protocolVersion,
+    transport,
+    host: hp.host.toLowerCase(),
+    hostType: hp.hostType,
+    port: hp.port,
+    params,
+    branch,
+    received: received === undefined ? undefined : stripBrackets(received),
+    rport,
+    maddr: maddr ?? undefined,
+    ttl,
+    start: base + start,
+    end: base + end,
+    rportStart,
+    rportEnd,
+  };
+}
+
+function stripBrackets(s: string): string {
+  return s.charCodeAt(0) === 91 && s.charCodeAt(s.length - 1) === 93 ? s.slice(1, -1) : s;
+}
+
+function findQuoteEnd(raw: string, open: number, end: number): number {
+  for (let i = open + 1; i < end; i++) {
+    const c = raw.charCodeAt(i);
+    if (c === 92) i++;
+    else if (c === 34) return i;
+  }
+  throw new SipParseError('unterminated quoted string');
+}
+
+/** Unquotes a quoted-string's content: `\x` → `x` (§25.1 quoted-pair). */
+function unquote(q: string): string {
+  return q.indexOf('\\') < 0 ? q : q.replace(/\\(.)/gs, '$1');
+}
+
+/**
+ * Parses `[display-name] <uri> *(;param)` or `addr-spec *(;param)` in raw[start, end).
+ * In addr-spec form everything after the first ';' is a header parameter (§20.10: a URI
+ * with ';', ',' or '?' must be in angle brackets).
+ */
+export function parseNameAddr(raw: string, start: number, end: number, base: number, what: string): NameAddr {
+  const sc = new Scanner(raw, start, end);
+  sc.ws();
+  let displayName: string | undefined;
+  let uriText: string;
+  if (sc.peek() === 34) {
+    const close = findQuoteEnd(raw, sc.i, end);
+    displayName = utf8(unquote(raw.slice(sc.i + 1, close)));
+    sc.i = close + 1;
+    sc.ws();
+    if (sc.peek() !== 60) throw new SipParseError(`${what}: expected <URI> after the display name`);
+  }
+  let lt = -1;
+  if (sc.peek() === 60) lt = sc.i;
+  else if (displayName === undefined) {
+    // A token display name before '<', or an addr-spec.
+    for (let i = sc.i; i < end; i++) {
+      const c = raw.charCodeAt(i);
+      if (c === 60) { lt = i; break; }
+      if (c === 59 || c === 62) break;
+    }
+    if (lt >= 0) {
+      const dn = raw.slice(sc.i, lt).replace(/[\r\n]+/g, ' ').trim();
+      if (dn.length > 0) displayName = utf8(dn.replace(/\s+/g, ' '));
+    }
+  }
+  let paramsFrom: number;
+  if (lt >= 0) {
+    const gt = raw.indexOf('>', lt);
+    if (gt < 0 || gt >= end) throw new SipParseError(`${what}: missing '>'`);
+    uriText = raw.slice(lt + 1, gt);
+    paramsFrom = gt + 1;
+  } else {
+    let semi = end;
+    for (let i = sc.i; i < end; i++) {
+      const c = raw.charCodeAt(i);
+      if (c === 59) { semi = i; break; }
+    }
+    uriText = raw.slice(sc.i, semi).trim();
+    paramsFrom = semi;
+  }
+  if (uriText.length === 0) throw new SipParseError(`${what}: empty URI`);
+  let uri: SipUri;
+  try {
+    uri = parseUri(utf8(uriText));
+  } catch (err) {
+    if (err instanceof SipParseError) throw new SipParseError(`${what}: ${err.reason}`);
+    throw err;
+  }
+  const params = parseHeaderParams(raw, paramsFrom, end, what);
+  const tag = params.get('tag');
+  return { displayName, uri, params, tag: tag ?? undefined, uriText, start: base + start, end: base + end };
+}
+
+/** `*( SEMI generic-param )` in raw[from, end). */
+export function parseHeaderParams(raw: string, from: number, end: number, what: string): Params {
+  const params: Params = new Map();
+  const sc = new Scanner(raw, from, end);
+  for (;;) {
+    sc.ws();
+    if (sc.i >= end) break;
+    if (sc.peek() !== 59) throw new SipParseError(`${what}: unexpected '${raw[sc.i]}'`);
+    sc.i++;
+    sc.ws();
+    const name = sc.until('=;').toLowerCase();
+    if (name.length === 0) throw new SipParseError(`${what}: empty parameter name`);
+    let value: string | null = null;
+    const before = sc.i;
+    sc.ws();
+    if (sc.peek() === 61) {
+      sc.i++;
+      sc.ws();
+      if (sc.peek() === 34) {
+        const close = findQuoteEnd(raw, sc.i, end);
+        value = utf8(unquote(raw.slice(sc.i + 1, close)));
+        sc.i = close + 1;
+      } else {
+        value = utf8(sc.until(';'));
+        if (value.length === 0) throw new SipParseError(`${what}: empty value for parameter ${name}`);
+      }
+    } else {
+      sc.i = before;
+    }
+    params.set(name, value);
+  }
+  return params;
+}
+
+/** CSeq: 1*DIGIT LWS Method (§20.16); the number is below 2**31. */
+export function parseCSeq(value: string): { seq: number; method: string } {
+  const m = /^([0-9]{1,10})[ \t\r\n]+([^ \t\r\n]+)$/.exec(value.trim());
+  if (m === null) throw new SipParseError('CSeq: expected NUMBER METHOD');
+  const seq = Number(m[1]);
+  if (seq >= 2 ** 31) throw new SipParseError('CSeq: number out of range (must be below 2**31)');
+  return { seq, method: m[2]! };
+}
+
+/** Header text is carried as latin1 (byte = char); decode UTF-8 where people read it. */
+export function utf8(latin1: string): string {
+  for (let i = 0; i < latin1.length; i++) {
+    if (latin1.charCodeAt(i) >= 128) return Buffer.from(latin1, 'latin1').toString('utf8');
+  }
+  return latin1;
+}
+
+export { unescapeUriPart };

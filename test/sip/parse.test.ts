@@ -1,0 +1,133 @@
+import { describe, expect, it } from 'vitest';
+import { parseMessage } from '../../src/sip/parse.js';
+import { SipParseError } from '../../src/sip/errors.js';
+
+const crlf = (s: string): Buffer => Buffer.from(s.replace(/\r?\n/g, '\r\n'), 'utf8');
+
+const INVITE = crlf(`INVITE sip:bob@biloxi.example.com SIP/2.0
+Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds, SIP/2.0/TCP 10.0.0.1:5070;branch=z9hG4bKabc;received=10.0.0.9
+v: SIP/2.0/UDP [2001:db8::9]:5062;branch=z9hG4bKv6;rport
+Max-Forwards: 70
+To: Bob <sip:bob@biloxi.example.com>
+f: "Alice \\"A\\" Liddell" <sip:alice@atlanta.example.com;transport=tcp>;tag=1928301774
+i: a84b4c76e66710@pc33.atlanta.example.com
+CSeq: 314159 INVITE
+Contact: <sip:alice@pc33.atlanta.example.com>, "Two, comma" <sip:two@[2001:db8::1]:5080;lr>;q=0.5
+Route: <sip:p1.example.com;lr>,
+ <sip:p2.example.com;lr>
+Subject: I know you're
+ there, pick up the phone
+l: 4
+Content-Type: text/plain
+
+bodyEXTRA`);
+
+describe('parseMessage', () => {
+  const msg = parseMessage(INVITE);
+
+  it('reads the request line', () => {
+    expect(msg.isRequest).toBe(true);
+    expect(msg.method).toBe('INVITE');
+    expect(msg.requestUriText).toBe('sip:bob@biloxi.example.com');
+    expect(msg.uri.user).toBe('bob');
+    expect(msg.uri.host).toBe('biloxi.example.com');
+    expect(msg.version).toBe('SIP/2.0');
+  });
+
+  it('understands compact forms and case-insensitive names', () => {
+    expect(msg.header('Call-ID')).toBe('a84b4c76e66710@pc33.atlanta.example.com');
+    expect(msg.header('i')).toBe('a84b4c76e66710@pc33.atlanta.example.com');
+    expect(msg.header('CALL-id')).toBe('a84b4c76e66710@pc33.atlanta.example.com');
+    expect(msg.from.tag).toBe('1928301774');
+    expect(msg.from.displayName).toBe('Alice "A" Liddell');
+    expect(msg.from.uri.transport).toBe('tcp');
+    expect(msg.to.displayName).toBe('Bob');
+    expect(msg.to.tag).toBeUndefined();
+  });
+
+  it('splits Via across fields and commas, with IPv6 and rport', () => {
+    const vias = msg.vias;
+    expect(vias.map((v) => v.transport)).toEqual(['UDP', 'TCP', 'UDP']);
+    expect(vias[0]!.host).toBe('pc33.atlanta.example.com');
+    expect(vias[1]!.port).toBe(5070);
+    expect(vias[1]!.received).toBe('10.0.0.9');
+    expect(vias[2]!.host).toBe('2001:db8::9');
+    expect(vias[2]!.hostType).toBe('ipv6');
+    expect(vias[2]!.rport).toBeNull();
+    expect(msg.topVia!.branch).toBe('z9hG4bK776asdhds');
+  });
+
+  it('splits Contact and Route respecting quotes and brackets, and unfolds', () => {
+    const contacts = msg.contacts;
+    expect(contacts).not.toBe('*');
+    if (contacts === '*') return;
+    expect(contacts).toHaveLength(2);
+    expect(contacts[1]!.displayName).toBe('Two, comma');
+    expect(contacts[1]!.uri.host).toBe('2001:db8::1');
+    expect(contacts[1]!.uri.port).toBe(5080);
+    expect(contacts[1]!.params.get('q')).toBe('0.5');
+    expect(msg.routes.map((r) => r.uri.host)).toEqual(['p1.example.com', 'p2.example.com']);
+    expect(msg.header('subject')).toBe("I know you're there, pick up the phone");
+  });
+
+  it('takes the body by Content-Length and reads CSeq and Max-Forwards', () => {
+    expect(msg.body.toString()).toBe('body');
+    expect(msg.cseq).toEqual({ seq: 314159, method: 'INVITE' });
+    expect(msg.maxForwards).toBe(70);
+  });
+
+  it('serializes unedited messages without copying, dropping bytes past the body', () => {
+    expect(msg.serialize().toString()).toBe(INVITE.toString().replace(/EXTRA$/, ''));
+  });
+
+  it('applies edits to slices of the original bytes', () => {
+    const m = parseMessage(INVITE);
+    m.insertHeaderBefore('via', 'Via', 'SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKproxy');
+    m.removeValue('route', 0);
+    m.removeValue('via', 1);
+    m.setHeader('max-forwards', '69');
+    m.appendHeader('X-Proxied', 'You betcha');
+    m.setRequestUri('sip:bob@10.0.0.21:5060');
+    const out = parseMessage(m.serialize());
+    expect(out.requestUriText).toBe('sip:bob@10.0.0.21:5060');
+    expect(out.vias.map((v) => v.branch)).toEqual(['z9hG4bKproxy', 'z9hG4bK776asdhds', 'z9hG4bKv6']);
+    expect(out.routes.map((r) => r.uri.host)).toEqual(['p2.example.com']);
+    expect(out.maxForwards).toBe(69);
+    expect(out.header('x-proxied')).toBe('You betcha');
+    expect(out.body.toString()).toBe('body');
+    // untouched headers are byte-identical
+    expect(out.serialize().includes(Buffer.from('f: "Alice \\"A\\" Liddell"'))).toBe(true);
+  });
+
+  it('adds Content-Length when missing and takes the rest of a datagram as the body', () => {
+    const m = parseMessage(crlf('OPTIONS sip:x@127.0.0.1 SIP/2.0\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bK1\n\nhello'));
+    expect(m.body.toString()).toBe('hello');
+    expect(parseMessage(m.serialize()).contentLength).toBe(5);
+  });
+
+  it('parses responses', () => {
+    const r = parseMessage(crlf('SIP/2.0 180 Ringing\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bK1\nContent-Length: 0\n\n'));
+    expect(r.isRequest).toBe(false);
+    expect(r.status).toBe(180);
+    expect(r.reason).toBe('Ringing');
+  });
+
+  it.each([
+    ['garbage', 'hello world'],
+    ['no blank line', 'INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n'],
+    ['header without colon', 'INVITE sip:a@b SIP/2.0\r\nVia SIP/2.0/UDP h\r\n\r\n'],
+    ['content-length too large', 'INVITE sip:a@b SIP/2.0\r\nContent-Length: 10\r\n\r\nabc'],
+    ['content-length not a number', 'INVITE sip:a@b SIP/2.0\r\nContent-Length: ten\r\n\r\n'],
+    ['bad status code', 'SIP/2.0 20 OK\r\n\r\n'],
+    ['bad version', 'INVITE sip:a@b HTTP/1.1\r\n\r\n'],
+  ])('rejects %s', (_name, text) => {
+    expect(() => parseMessage(Buffer.from(text, 'latin1'))).toThrow(SipParseError);
+  });
+
+  it('throws on a bad value only when it is asked for', () => {
+    const m = parseMessage(crlf('INVITE sip:a@b SIP/2.0\nCSeq: abc INVITE\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\n\n'));
+    expect(m.topVia!.host).toBe('h');
+    expect(() => m.cseq).toThrow(SipParseError);
+    expect(() => m.from).toThrow(/missing From/);
+  });
+});
