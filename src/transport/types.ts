@@ -48,5 +48,67 @@ export interface Transport {
   send(target: Target, bytes: Buffer, via?: Listener): void;
   /** The listener a message to `target` would leave from. */
   listenerFor(target: Target, preferred?: Listener): Listener | undefined;
+  /** Counters since creation. */
+  stats(): TransportStats;
+  /** Close every listener and connection; resolves when all are closed. Idempotent. */
   close(): Promise<void>;
+}
+
+/** A parsed `--listen` spec (see parseListenSpec): what to bind, before it is bound. */
+export interface ListenSpec {
+  readonly protocol: Protocol;
+  /** IP literal without brackets; `0.0.0.0` / `::` for every local address. */
+  readonly address: string;
+  /** 0 asks the system for a free port; the bound port is on the Listener. */
+  readonly port: number;
+  readonly family: 4 | 6;
+}
+
+/** What the transport was doing when an error was reported through `onError`. */
+export interface TransportErrorContext {
+  /**
+   * receive: a socket error on a listener or connection; send: a message could not go out;
+   * connect: an outbound TCP connection failed; accept: an inbound connection was refused;
+   * frame: a TCP stream could not be framed; deliver: the onMessage handler threw.
+   */
+  readonly operation: 'receive' | 'send' | 'connect' | 'accept' | 'frame' | 'deliver';
+  readonly protocol: Protocol;
+  readonly listener?: Listener;
+  readonly connectionId?: number;
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+}
+
+/** Counters since the transport was created (a snapshot; safe to keep). */
+export interface TransportStats {
+  readonly udpDatagramsIn: number;
+  readonly udpBytesIn: number;
+  readonly udpDatagramsOut: number;
+  readonly udpBytesOut: number;
+  /** Datagrams shorter than any SIP message (keep-alive probes), dropped as Kamailio does. */
+  readonly udpProbesDropped: number;
+  readonly tcpMessagesIn: number;
+  readonly tcpBytesIn: number;
+  readonly tcpMessagesOut: number;
+  readonly tcpBytesOut: number;
+  /** RFC 5626 §3.5.1 CRLFCRLF pings answered with a CRLF pong. */
+  readonly tcpKeepAlivePings: number;
+  readonly tcpConnectionsOpen: number;
+  readonly tcpConnectionsAccepted: number;
+  /** Outbound connections opened by `send`. */
+  readonly tcpConnectionsOpened: number;
+  /** Inbound or outbound connections refused because maxTcpConnections were open. */
+  readonly tcpConnectionsRefused: number;
+  readonly tcpConnectionsIdleClosed: number;
+  readonly tcpConnectFailures: number;
+  /** Connections closed because their unsent bytes exceeded maxTcpQueuedBytes. */
+  readonly tcpQueueOverflows: number;
+  /** Connections closed because their stream could not be framed. */
+  readonly tcpFramingErrors: number;
+  /** Messages that could not be sent (no listener, socket error, closed transport, ...). */
+  readonly sendErrors: number;
+  /** Errors on established sockets (ECONNRESET, EPIPE, ...). */
+  readonly socketErrors: number;
+  /** Times the onMessage handler threw (the transport goes on). */
+  readonly handlerErrors: number;
 }
