@@ -1,0 +1,82 @@
+/**
+ * What the running proxy holds, as plain JSON (the control socket's `dispatcher.dump`,
+ * shown by `sipctl dispatcher dump`). Kamailio's dispatcher.list shows a state as two
+ * letters; they are given too, so a Kamailio user reads them the familiar way.
+ */
+import type { DispatcherSets } from './sets.js';
+import type { Destination } from './types.js';
+import type { Target } from '../transport/types.js';
+
+export interface DumpProbe {
+  at: string;
+  ok: boolean;
+  status?: number;
+  latencyMs?: number;
+  reason?: string;
+}
+
+export interface DumpDestination {
+  id: number;
+  uri: string;
+  state: Destination['state'];
+  /** Kamailio letters: A/I/D/T (active, inactive, disabled, trying) + P/X (probed or not). */
+  flags: string;
+  priority: number;
+  attrs: string;
+  description: string;
+  targets: Target[];
+  resolvedVia: string;
+  requestsSent: number;
+  lastProbe: DumpProbe | null;
+  stateSince: string;
+  stateReason: string;
+}
+
+export interface Dump {
+  sets: { setid: number; destinations: DumpDestination[] }[];
+}
+
+/**
+ * Kamailio's letter pair. First letter: A active, T trying (active but its last probes
+ * failed, short of the threshold), I inactive or probing (not picked), D disabled.
+ * Second letter: P when probes run for it, X otherwise (disabled is never probed).
+ */
+export function kamailioStateLetters(d: Destination, probing: boolean): string {
+  if (d.state === 'disabled') return 'DX';
+  const p = probing ? 'P' : 'X';
+  if (d.state === 'active') return (d.health.failures > 0 ? 'T' : 'A') + p;
+  return 'I' + (d.state === 'probing' ? 'P' : p);
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+export function dumpSets(sets: DispatcherSets, isProbed: (setid: number) => boolean = () => false): Dump {
+  return {
+    sets: sets.setIds().map((setid) => {
+      const probed = isProbed(setid);
+      return {
+        setid,
+        destinations: sets.set(setid)!.destinations.map((d) => {
+          const lp = d.stats.lastProbe;
+          return {
+            id: d.id,
+            uri: d.uri,
+            state: d.state,
+            flags: kamailioStateLetters(d, probed),
+            priority: d.priority,
+            attrs: d.attrsText,
+            description: d.description,
+            targets: d.targets.map((t) => ({ protocol: t.protocol, address: t.address, port: t.port })),
+            resolvedVia: d.resolvedVia,
+            requestsSent: d.stats.requestsSent,
+            lastProbe: lp === undefined ? null : { ...lp, at: iso(lp.at) },
+            stateSince: iso(d.stats.stateSince),
+            stateReason: d.stats.stateReason,
+          };
+        }),
+      };
+    }),
+  };
+}

@@ -1,0 +1,156 @@
+/**
+ * One destination set (Kamailio: a dispatcher group). Holds its destinations in priority
+ * order and the per-algorithm structures that make every pick O(1) whatever the set size:
+ * the array of active destinations, the weight slot table and the relative-weight slot
+ * table. Those are rebuilt by `rebuild()` when a state changes, never per request.
+ */
+import type { Algorithm } from './algorithm.js';
+import { parseAlgorithm } from './algorithm.js';
+import { hashString, hashUri, rehash } from './hash.js';
+import { interleave, relativeWeightSlotCounts, weightSlotCounts } from './slots.js';
+import type { Destination, SelectionKey } from './types.js';
+
+export class DestinationSet {
+  readonly setid: number;
+  /** Highest priority first, then by id (Kamailio orders a set by priority, highest first). */
+  readonly destinations: readonly Destination[];
+  private readonly byUri = new Map<string, Destination>();
+
+  /** Active destinations, in set order. */
+  private active: Destination[] = [];
+  private roundRobin = 0;
+
+  /** Algorithm 9: 100 slots of destination indexes (fixed by the weights). */
+  private readonly weightBase: Uint32Array | undefined;
+  /** ... each slot mapped to the destination that serves it now (see rebuild). */
+  private weightSlots: Destination[] = [];
+  private weightCursor = 0;
+
+  /** Algorithm 11: slots over the active destinations, proportional to rweight. */
+  private rweightSlots: Destination[] = [];
+  private rweightCursor = 0;
+
+  constructor(setid: number, destinations: Destination[], normalizedUris: readonly string[]) {
+    this.setid = setid;
+    const order = destinations.map((d, i) => ({ d, u: normalizedUris[i]! }));
+    order.sort((a, b) => b.d.priority - a.d.priority || a.d.id - b.d.id);
+    this.destinations = order.map((o) => o.d);
+    for (const o of order) this.byUri.set(o.u, o.d);
+    const counts = weightSlotCounts(this.destinations.map((d) => d.attrs.weight ?? 0));
+    this.weightBase = counts === undefined ? undefined : interleave(counts);
+    this.rebuild();
+  }
+
+  /** The destination with this normalized URI, if in the set. */
+  get(normalizedUri: string): Destination | undefined {
+    return this.byUri.get(normalizedUri);
+  }
+
+  get activeCount(): number {
+    return this.active.length;
+  }
+
+  /** Recomputes the active list and slot tables; call after any state change in the set. */
+  rebuild(): void {
+    const all = this.destinations;
+    const n = all.length;
+    this.active = all.filter((d) => d.state === 'active');
+
+    // Algorithm 9 keeps Kamailio's fixed percentages: a slot whose destination is down goes
+    // to the next active destination in set order (Kamailio: "find next active"), so only
+    // the down destination's share moves. Precomputed here so the pick stays O(1).
+    this.weightSlots = [];
+    if (this.weightBase !== undefined && this.active.length > 0) {
+      const serving = new Array<Destination>(n);
+      let next: Destination | undefined;
+      // Two passes backwards give each index the first active destination at or after it, wrapping.
+      for (let pass = 0; pass < 2; pass++) {
+        for (let i = n - 1; i >= 0; i--) {
+          if (all[i]!.state === 'active') next = all[i]!;
+          if (next !== undefined) serving[i] = next;
+        }
+      }
+      this.weightSlots = Array.from(this.weightBase, (idx) => serving[idx]!);
+    }
+
+    // Algorithm 11: shares recomputed over the active destinations (rweight/sum of active).
+    const weighted = this.active.filter((d) => (d.attrs.rweight ?? 0) > 0);
+    const slots = interleave(relativeWeightSlotCounts(weighted.map((d) => d.attrs.rweight!)));
+    this.rweightSlots = Array.from(slots, (i) => weighted[i]!);
+  }
+
+  /** Picks without counting; `select` in DispatcherSets counts. */
+  pick(algorithm: Algorithm | number, key: SelectionKey): Destination | null {
+    const active = this.active;
+    const m = active.length;
+    if (m === 0) return null;
+    switch (algorithm) {
+      case 'hash-callid':
+      case 0:
+        return this.byHash(hashString(key.callId));
+      case 'hash-from':
+      case 1:
+        return this.byHash(hashUri(key.fromUri));
+      case 'hash-to':
+      case 2:
+        return this.byHash(hashUri(key.toUri));
+      case 'hash-ruri':
+      case 3:
+        return this.byHash(hashUri(key.requestUri));
+      case 'round-robin':
+      case 4: {
+        const d = active[this.roundRobin % m]!;
+        this.roundRobin = (this.roundRobin + 1) % 0x40000000;
+        return d;
+      }
+      case 'random':
+      case 6:
+        return active[Math.floor(Math.random() * m)]!;
+      case 'priority':
+      case 8:
+        return active[0]!;
+      case 'weight':
+      case 9: {
+        const slots = this.weightSlots;
+        if (slots.length === 0) return this.pick('round-robin', key); // no weights in the set
+        const d = slots[this.weightCursor % slots.length]!;
+        this.weightCursor = (this.weightCursor + 1) % slots.length;
+        return d;
+      }
+      case 'relative-weight':
+      case 11: {
+        const slots = this.rweightSlots;
+        if (slots.length === 0) return this.pick('round-robin', key); // no rweights among the active
+        const d = slots[this.rweightCursor % slots.length]!;
+        this.rweightCursor = (this.rweightCursor + 1) % slots.length;
+        return d;
+      }
+      default:
+        // Not on the normal path: routes pass a parsed algorithm. This throws the usage error.
+        return this.pick(parseAlgorithm(algorithm), key);
+    }
+  }
+
+  /**
+   * Hash over all destinations, so a key keeps its destination while that one is up;
+   * only when it is not active is the key re-hashed over the active ones. So when a
+   * destination goes down only its keys move, and they come back when it does.
+   */
+  private byHash(h: number): Destination {
+    const d = this.destinations[h % this.destinations.length]!;
+    if (d.state === 'active') return d;
+    return this.active[rehash(h) % this.active.length]!;
+  }
+
+  /**
+   * Failover order (Kamailio's dst_avp list for ds_next_dst): the pick first, then the other
+   * active destinations by priority. Empty when none is active.
+   */
+  order(algorithm: Algorithm | number, key: SelectionKey): Destination[] {
+    const first = this.pick(algorithm, key);
+    if (first === null) return [];
+    const out = [first];
+    for (const d of this.active) if (d !== first) out.push(d);
+    return out;
+  }
+}

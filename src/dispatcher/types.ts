@@ -1,0 +1,139 @@
+/**
+ * The dispatcher's data model: destination sets as Kamailio's dispatcher module keeps them
+ * (table `dispatcher`: id, setid, destination, flags, priority, attrs, description), plus the
+ * run-time state a proxy needs (state, resolved targets, counters).
+ */
+import type { SipUri } from '../sip/uri.js';
+import type { Target } from '../transport/types.js';
+
+/** One row of the `dispatcher` table (migrations/002_dispatcher.sql). */
+export interface DispatcherRow {
+  id: number;
+  setid: number;
+  destination: string;
+  flags: number;
+  priority: number;
+  attrs: string;
+  description: string;
+}
+
+/**
+ * A destination's state. Kamailio keeps a letter pair (AP, IP, DX, TX ...); here the first
+ * letter is the state and the probing letter is derived (see `kamailioStateLetters`):
+ * - active: picked by the algorithms;
+ * - inactive: not picked; probes bring it back after `successes` good answers;
+ * - disabled: administratively out (Kamailio 'D'); probes neither run nor change it;
+ * - probing: not picked yet; it is being checked and becomes active after `successes`
+ *   good answers (Kamailio's flag 8, a destination brought up by keepalives).
+ */
+export type DestinationState = 'active' | 'inactive' | 'disabled' | 'probing';
+
+export const DESTINATION_STATES: readonly DestinationState[] = ['active', 'inactive', 'disabled', 'probing'];
+
+/**
+ * Bits of the `flags` column, as Kamailio's dispatcher list defines them
+ * (bit 0 inactive, bit 1 trying, bit 2 admin disabled, bit 3 probing). They set the
+ * state a destination starts in when it is first loaded.
+ */
+export const DS_FLAG_INACTIVE = 1;
+export const DS_FLAG_TRYING = 2;
+export const DS_FLAG_DISABLED = 4;
+export const DS_FLAG_PROBING = 8;
+export const DS_FLAGS_MASK = DS_FLAG_INACTIVE | DS_FLAG_TRYING | DS_FLAG_DISABLED | DS_FLAG_PROBING;
+
+/** The `attrs` column, parsed (`weight=50;rweight=20;duid=pbx-a;maxload=100`). */
+export interface DestinationAttrs {
+  /** Percent of the set's calls for algorithm 9 (0..100). */
+  weight?: number;
+  /** Relative weight for algorithm 11 (1..100). */
+  rweight?: number;
+  /** Unique destination id (Kamailio: call-load dispatching). */
+  duid?: string;
+  /** Upper limit of active calls (Kamailio: call-load dispatching); 0 = no limit. */
+  maxload?: number;
+  /** From URI of this destination's OPTIONS probes (Kamailio `ping_from`). */
+  ping_from?: string;
+}
+
+export interface ProbeResult {
+  /** Epoch milliseconds (from the injected clock) when the probe finished. */
+  at: number;
+  ok: boolean;
+  status?: number;
+  latencyMs?: number;
+  /** Why it failed: 'timeout', 'status 503 not in ok codes', ... */
+  reason?: string;
+}
+
+export interface DestinationStats {
+  requestsSent: number;
+  lastProbe: ProbeResult | undefined;
+  /** Epoch milliseconds of the last state change (or of the first load). */
+  stateSince: number;
+  stateReason: string;
+}
+
+/** Consecutive probe outcomes; reset on every state change. */
+export interface DestinationHealth {
+  failures: number;
+  successes: number;
+}
+
+export interface Destination {
+  readonly id: number;
+  readonly setid: number;
+  /** The destination URI as written in the table. */
+  readonly uri: string;
+  readonly parsed: SipUri;
+  /** setid + normalized URI: what identifies "the same destination" across reloads. */
+  readonly key: string;
+  readonly flags: number;
+  readonly priority: number;
+  readonly attrs: DestinationAttrs;
+  /** The attrs column as written. */
+  readonly attrsText: string;
+  readonly description: string;
+  state: DestinationState;
+  /** Where to send, in preference order (RFC 3263); replaced whole on re-resolution. */
+  targets: readonly Target[];
+  /** How the targets were found ('literal', 'A/AAAA', 'SRV _sip._udp.example.com', ...). */
+  resolvedVia: string;
+  stats: DestinationStats;
+  health: DestinationHealth;
+}
+
+/** What the hashing algorithms look at (Kamailio: $ci, $fu, $tu, $ru). */
+export interface SelectionKey {
+  callId: string;
+  fromUri: string;
+  toUri: string;
+  requestUri: string;
+}
+
+export interface StateChange {
+  setid: number;
+  uri: string;
+  from: DestinationState;
+  to: DestinationState;
+  reason: string;
+}
+
+export type StateChangeListener = (change: StateChange) => void;
+
+/** Injected clock: every timer the dispatcher uses goes through this (fake time in tests). */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    // Timers of the dispatcher (probes, DNS refresh) never keep a process alive on their own.
+    t.unref?.();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
