@@ -14,7 +14,11 @@ import { registerDispatcher } from './commands/dispatcher.js';
 export function buildProgram(): Command {
   const program = new Command('sipctl')
     .description('SIP load-balancing dispatcher with IP access control')
-    .showHelpAfterError('(run with --help for usage)')
+    // commander's own usage errors (missing argument, unknown option) as one line in the
+    // same `sipctl: ...` form as every other error; reportAndExit turns them into exit 2.
+    .configureOutput({
+      outputError: (str, write) => write(`sipctl: ${str.replace(/^error: /, '').trimEnd()} (run with --help for usage)\n`),
+    })
     .exitOverride();
   registerServe(program);
   registerMigrate(program);

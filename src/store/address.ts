@@ -29,6 +29,11 @@ export interface NewAddress {
 }
 
 const COLUMNS = 'id, grp, ip_addr, mask, port, tag';
+const MATCHING = 'grp = @grp AND ip_addr = @ipAddr AND (@mask IS NULL OR mask = @mask) AND (@port IS NULL OR port = @port)';
+
+function matchParams(grp: number, ipAddr: string, mask?: number, port?: number) {
+  return { grp, ipAddr, mask: mask ?? null, port: port ?? null };
+}
 
 /** `10.0.0.0/24 port 5060` — how an entry is named in messages. */
 export function describeAddress(e: { ip_addr: string; mask: number; port: number }): string {
@@ -91,13 +96,14 @@ export class AddressRepository {
    * narrowing. Returns how many rows were deleted.
    */
   removeMatching(grp: number, ipAddr: string, mask?: number, port?: number): number {
-    const info = this.sql
-      .get(
-        'DELETE FROM address WHERE grp = @grp AND ip_addr = @ipAddr ' +
-          'AND (@mask IS NULL OR mask = @mask) AND (@port IS NULL OR port = @port)',
-      )
-      .run({ grp, ipAddr, mask: mask ?? null, port: port ?? null });
-    return info.changes;
+    return this.sql.get(`DELETE FROM address WHERE ${MATCHING}`).run(matchParams(grp, ipAddr, mask, port)).changes;
+  }
+
+  /** Like removeMatching, returning the deleted rows (one statement: what is shown is what went). */
+  removeMatchingRows(grp: number, ipAddr: string, mask?: number, port?: number): AddressRow[] {
+    return this.sql
+      .get(`DELETE FROM address WHERE ${MATCHING} RETURNING ${COLUMNS}`)
+      .all(matchParams(grp, ipAddr, mask, port)) as AddressRow[];
   }
 
   /** All rows (or one group's), ordered by group then id. */

@@ -87,7 +87,8 @@ describe('address repository', () => {
     expect(store.address.removeMatching(5, '10.9.0.0')).toBe(0);
     expect(store.address.removeMatching(5, '10.1.0.0', 24)).toBe(1);
     expect(store.address.count()).toBe(2);
-    expect(store.address.removeMatching(5, '10.1.0.0')).toBe(1);
+    const [last] = store.address.list(5);
+    expect(store.address.removeMatchingRows(5, '10.1.0.0')).toEqual([last]);
     // Group 6 was never touched.
     expect(store.address.list()).toEqual([{ id: expect.any(Number), grp: 6, ip_addr: '10.1.0.0', mask: 16, port: 0, tag: null }]);
   });
