@@ -1,0 +1,244 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseListenSpec } from '../../src/transport/listen-spec.js';
+import type { TransportOptions } from '../../src/transport/transport.js';
+import {
+  closedTcpPort,
+  ipv6LoopbackAvailable,
+  sipRequest,
+  startTransport,
+  tcpClient,
+  tcpPeer,
+  until,
+  within,
+  type Harness,
+} from './helpers.js';
+
+const V6 = await ipv6LoopbackAvailable();
+if (!V6) console.warn('transport tests: ::1 is not available on this machine; skipping the IPv6 TCP cases (IPv4 cases still run)');
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function harness(specs: string[], options: Omit<TransportOptions, 'listen' | 'onMessage' | 'onError'> = {}): Promise<Harness> {
+  const h = await startTransport({ ...options, listen: specs.map(parseListenSpec) });
+  cleanups.push(() => h.transport.close());
+  return h;
+}
+
+async function client(address: string, port: number) {
+  const c = await tcpClient(address, port);
+  cleanups.push(async () => {
+    c.socket.destroy();
+    await c.closed;
+  });
+  return c;
+}
+
+async function peer(address: string) {
+  const p = await tcpPeer(address);
+  cleanups.push(p.close);
+  return p;
+}
+
+const FAMILIES = [
+  { name: 'IPv4', loopback: '127.0.0.1', spec: 'tcp:127.0.0.1:0', available: true },
+  { name: 'IPv6', loopback: '::1', spec: 'tcp:[::1]:0', available: V6 },
+];
+
+describe.each(FAMILIES)('TCP over $name', ({ loopback, spec, available }) => {
+  it.skipIf(!available)('frames split and pipelined writes into messages with their connection', async () => {
+    const { transport, inbound } = await harness([spec]);
+    const listener = transport.listeners[0]!;
+    const ua = await client(loopback, listener.port);
+    const first = sipRequest('split', 'TCP', 'v=0\r\n');
+    const second = sipRequest('pipe-a', 'TCP');
+    const third = sipRequest('pipe-b', 'TCP', 'hello');
+    // The first message in three writes (cut inside the start line and inside the body),
+    // then two messages in one write.
+    await ua.write(first.slice(0, 10));
+    await ua.write(first.slice(10, first.length - 3));
+    await ua.write(first.slice(first.length - 3));
+    await ua.write(second + third);
+    const messages = await inbound.atLeast(3, 'three framed messages');
+    expect(messages.map((m) => m.bytes.toString('latin1'))).toEqual([first, second, third]);
+    for (const m of messages) {
+      expect(m.protocol).toBe('tcp');
+      expect(m.sourceAddress).toBe(loopback);
+      expect(m.sourcePort).toBe(ua.socket.localPort);
+      expect(m.listener).toBe(listener);
+      expect(m.connectionId).toBe(messages[0]!.connectionId);
+    }
+    expect(transport.stats()).toMatchObject({ tcpMessagesIn: 3, tcpConnectionsAccepted: 1, tcpConnectionsOpen: 1 });
+  });
+
+  it.skipIf(!available)('sends a response back on the inbound connection by connectionId', async () => {
+    const { transport, inbound } = await harness([spec]);
+    const ua = await client(loopback, transport.listeners[0]!.port);
+    await ua.write(sipRequest('req', 'TCP'));
+    const [request] = await inbound.atLeast(1, 'the request');
+    const response = 'SIP/2.0 200 OK\r\nCall-ID: req@test\r\nContent-Length: 0\r\n\r\n';
+    // The address:port given matches nothing else; the connection id alone finds the socket.
+    transport.send({ protocol: 'tcp', address: request!.sourceAddress, port: request!.sourcePort, connectionId: request!.connectionId }, Buffer.from(response));
+    await until(() => ua.received() === response, 'the response on the same connection');
+    expect(transport.stats()).toMatchObject({ tcpConnectionsOpened: 0, tcpConnectionsOpen: 1, tcpMessagesOut: 1 });
+  });
+
+  it.skipIf(!available)('opens one outbound connection and reuses it for the next send; replies come in on it', async () => {
+    const { transport, inbound } = await harness([spec]);
+    const listener = transport.listeners[0]!;
+    const pbx = await peer(loopback);
+    const target = { protocol: 'tcp' as const, address: loopback, port: pbx.port };
+    const a = sipRequest('out-a', 'TCP');
+    const b = sipRequest('out-b', 'TCP');
+    transport.send(target, Buffer.from(a));
+    transport.send(target, Buffer.from(b));
+    await until(() => pbx.connections.length === 1 && pbx.received(0) === a + b, 'both messages on one connection');
+    expect(transport.stats()).toMatchObject({ tcpConnectionsOpened: 1, tcpConnectionsOpen: 1, tcpMessagesOut: 2 });
+
+    // A third send after the connection is established still reuses it.
+    const c = sipRequest('out-c', 'TCP');
+    transport.send(target, Buffer.from(c));
+    await until(() => pbx.received(0) === a + b + c, 'the third message on the same connection');
+    expect(pbx.connections).toHaveLength(1);
+
+    // The PBX answers on that connection: it arrives with the listener of the same family.
+    const reply = 'SIP/2.0 200 OK\r\nCall-ID: out-a@test\r\nContent-Length: 0\r\n\r\n';
+    pbx.connections[0]!.write(reply);
+    const [message] = await inbound.atLeast(1, 'the reply from the PBX');
+    expect(message!.bytes.toString('latin1')).toBe(reply);
+    expect(message!.listener).toBe(listener);
+    expect(message!.sourcePort).toBe(pbx.port);
+    expect(message!.connectionId).toBeGreaterThan(0);
+  });
+
+  it.skipIf(!available)('answers a CRLFCRLF keep-alive ping with a CRLF pong (RFC 5626 §3.5.1)', async () => {
+    const { transport } = await harness([spec]);
+    const ua = await client(loopback, transport.listeners[0]!.port);
+    await ua.write('\r\n\r\n');
+    await until(() => ua.received() === '\r\n', 'the pong');
+    expect(transport.stats().tcpKeepAlivePings).toBe(1);
+  });
+});
+
+describe('TCP', () => {
+  it('closes a connection after the idle timeout', async () => {
+    const { transport, inbound } = await harness(['tcp:127.0.0.1:0'], { tcpIdleTimeoutMs: 150 });
+    const ua = await client('127.0.0.1', transport.listeners[0]!.port);
+    await ua.write(sipRequest('idle', 'TCP'));
+    await inbound.atLeast(1, 'the message');
+    await within(ua.closed, 'the idle connection to be closed');
+    await until(() => transport.stats().tcpConnectionsOpen === 0, 'the table to forget the connection');
+    expect(transport.stats().tcpConnectionsIdleClosed).toBe(1);
+  });
+
+  it('closes an outbound connection after the idle timeout and opens a new one on the next send', async () => {
+    const { transport } = await harness(['tcp:127.0.0.1:0'], { tcpIdleTimeoutMs: 150 });
+    const pbx = await peer('127.0.0.1');
+    const target = { protocol: 'tcp' as const, address: '127.0.0.1', port: pbx.port };
+    transport.send(target, Buffer.from(sipRequest('one', 'TCP')));
+    await until(() => pbx.connections.length === 1, 'the first connection');
+    await within(pbx.closed(0), 'the idle outbound connection to close');
+    await until(() => transport.stats().tcpConnectionsOpen === 0, 'the table to forget the connection');
+    transport.send(target, Buffer.from(sipRequest('two', 'TCP')));
+    await until(() => pbx.connections.length === 2, 'a second connection');
+    expect(transport.stats().tcpConnectionsOpened).toBe(2);
+  });
+
+  it('closes a stream that cannot be framed and keeps serving other connections', async () => {
+    const { transport, inbound, errors } = await harness(['tcp:127.0.0.1:0']);
+    const port = transport.listeners[0]!.port;
+    const good = await client('127.0.0.1', port);
+    const bad = await client('127.0.0.1', port);
+    const badPort = bad.socket.localPort;
+    await good.write(sipRequest('before', 'TCP'));
+    await inbound.atLeast(1, 'the first good message');
+    await bad.write('MESSAGE sip:a@b SIP/2.0\r\nContent-Length: lots\r\n\r\n');
+    await within(bad.closed, 'the unframable connection to be closed');
+    const [report] = await errors.atLeast(1, 'the framing report');
+    expect(report!.err.code).toBe('E_SIP_FRAMING_BAD_CONTENT_LENGTH');
+    expect(report!.err.message).toContain("'Content-Length: lots'");
+    expect(report!.context).toMatchObject({ operation: 'frame', protocol: 'tcp', remotePort: badPort });
+
+    await good.write(sipRequest('after', 'TCP'));
+    await inbound.atLeast(2, 'the second good message');
+    expect(inbound.items.map((m) => m.sourcePort)).toEqual([good.socket.localPort, good.socket.localPort]);
+    expect(transport.stats()).toMatchObject({ tcpFramingErrors: 1, tcpConnectionsOpen: 1 });
+  });
+
+  it('closes a stream whose header section never ends (maxHeaderBytes)', async () => {
+    const { transport, errors } = await harness(['tcp:127.0.0.1:0'], { maxHeaderBytes: 1024 });
+    const ua = await client('127.0.0.1', transport.listeners[0]!.port);
+    // Written in pieces, bounded: the connection must be closed long before the loop ends.
+    for (let i = 0; i < 64 && !ua.socket.destroyed; i++) {
+      await ua.write('X-Filler: ' + 'y'.repeat(100) + '\r\n').catch(() => undefined);
+    }
+    await within(ua.closed, 'the connection to be closed');
+    const [report] = await errors.atLeast(1, 'the framing report');
+    expect(report!.err.code).toBe('E_SIP_FRAMING_HEADER_TOO_LARGE');
+  });
+
+  it('does not throw when sending to a closed port, and reports the failed connect', async () => {
+    const { transport, errors } = await harness(['tcp:127.0.0.1:0']);
+    const port = await closedTcpPort('127.0.0.1');
+    expect(() => transport.send({ protocol: 'tcp', address: '127.0.0.1', port }, Buffer.from(sipRequest('void', 'TCP')))).not.toThrow();
+    const [report] = await errors.atLeast(1, 'the connect failure');
+    expect(report!.err.code).toBe('E_TRANSPORT_TCP_CONNECT');
+    expect(report!.err.message).toContain(`cannot connect to tcp:127.0.0.1:${port}: connection refused (ECONNREFUSED)`);
+    expect(report!.context).toMatchObject({ operation: 'connect', remotePort: port });
+    await until(() => transport.stats().tcpConnectionsOpen === 0, 'the failed connection to leave the table');
+    expect(transport.stats()).toMatchObject({ tcpConnectFailures: 1, sendErrors: 1 });
+  });
+
+  it('refuses connections beyond maxTcpConnections', async () => {
+    const { transport, errors } = await harness(['tcp:127.0.0.1:0'], { maxTcpConnections: 1 });
+    const port = transport.listeners[0]!.port;
+    await client('127.0.0.1', port);
+    await until(() => transport.stats().tcpConnectionsOpen === 1, 'the first connection to be accepted');
+    const second = await client('127.0.0.1', port);
+    await within(second.closed, 'the second connection to be refused');
+    const [report] = await errors.atLeast(1, 'the refusal report');
+    expect(report!.err.code).toBe('E_TRANSPORT_TCP_LIMIT');
+    // An outbound connection is refused too, without throwing.
+    const pbx = await peer('127.0.0.1');
+    transport.send({ protocol: 'tcp', address: '127.0.0.1', port: pbx.port }, Buffer.from(sipRequest('over', 'TCP')));
+    await errors.atLeast(2, 'the outbound refusal');
+    expect(errors.items[1]!.err.code).toBe('E_TRANSPORT_TCP_LIMIT');
+    expect(transport.stats()).toMatchObject({ tcpConnectionsRefused: 2, tcpConnectionsOpen: 1, tcpConnectionsOpened: 0 });
+  });
+
+  it('closes a connection whose unsent bytes exceed maxTcpQueuedBytes', async () => {
+    const { transport, errors } = await harness(['tcp:127.0.0.1:0'], { maxTcpQueuedBytes: 1000 });
+    const pbx = await peer('127.0.0.1');
+    const target = { protocol: 'tcp' as const, address: '127.0.0.1', port: pbx.port };
+    // Both sends happen before the connection is up, so both are queued.
+    transport.send(target, Buffer.from(sipRequest('q1', 'TCP', 'x'.repeat(500))));
+    transport.send(target, Buffer.from(sipRequest('q2', 'TCP', 'x'.repeat(500))));
+    const [report] = await errors.atLeast(1, 'the queue overflow');
+    expect(report!.err.code).toBe('E_TRANSPORT_TCP_QUEUE_FULL');
+    await until(() => transport.stats().tcpConnectionsOpen === 0, 'the connection to close');
+    expect(transport.stats().tcpQueueOverflows).toBe(1);
+  });
+
+  it('reports a target with no tcp listener of its family', async () => {
+    const { transport, errors } = await harness(['tcp:127.0.0.1:0']);
+    transport.send({ protocol: 'tcp', address: '::1', port: 5060 }, Buffer.from(sipRequest('v6', 'TCP')));
+    const [report] = await errors.atLeast(1, 'the no-listener report');
+    expect(report!.err.code).toBe('E_TRANSPORT_NO_LISTENER');
+  });
+
+  it('close() closes listeners and every connection', async () => {
+    const { transport } = await startTransport({ listen: [parseListenSpec('tcp:127.0.0.1:0')] });
+    const port = transport.listeners[0]!.port;
+    const ua = await tcpClient('127.0.0.1', port);
+    const pbx = await peer('127.0.0.1');
+    transport.send({ protocol: 'tcp', address: '127.0.0.1', port: pbx.port }, Buffer.from(sipRequest('bye', 'TCP')));
+    await until(() => pbx.connections.length === 1 && transport.stats().tcpConnectionsOpen === 2, 'both connections');
+    const outboundClosed = pbx.closed(0);
+    await within(transport.close(), 'close()');
+    await within(ua.closed, 'the inbound connection to close');
+    await within(outboundClosed, 'the outbound connection to close');
+    await expect(tcpClient('127.0.0.1', port)).rejects.toThrow();
+  });
+});
