@@ -12,7 +12,9 @@
  * buffering an unbounded amount of data it will never be able to split.
  *
  * Cost: every byte is scanned for the terminator once, even when data arrives byte by
- * byte; a message that arrives in one chunk is emitted as a slice of that chunk (no copy).
+ * byte; a message that arrives in one chunk is emitted as a slice of that chunk (no copy);
+ * one that spans chunks is copied once into a buffer of its final size. What one stream
+ * can make the framer hold is bounded by maxHeaderBytes + maxBodyBytes.
  */
 import { SipctlError } from '../errors.js';
 
@@ -78,10 +80,13 @@ export class StreamFramer {
   /** Bytes of `head` already searched for CRLFCRLF without a match ending inside them. */
   private headScanned = 0;
 
-  /** Pieces of the message so far (header section first), while collecting the body. */
-  private parts: Buffer[] = [];
-  private partsLength = 0;
-  private bodyRemaining = 0;
+  /**
+   * The message being completed, allocated at its final size once Content-Length is
+   * known (bounded by maxHeaderBytes + maxBodyBytes), so a body trickling in byte by byte
+   * costs one copy per byte and no per-chunk bookkeeping.
+   */
+  private message: Buffer | null = null;
+  private messageFilled = 0;
 
   constructor(options: FramerOptions) {
     this.maxHeaderBytes = options.maxHeaderBytes;
@@ -130,17 +135,16 @@ export class StreamFramer {
           break;
 
         case State.Body: {
-          const take = Math.min(this.bodyRemaining, end - pos);
-          this.parts.push(chunk.subarray(pos, pos + take));
-          this.partsLength += take;
-          this.bodyRemaining -= take;
+          const message = this.message!;
+          const take = Math.min(message.length - this.messageFilled, end - pos);
+          chunk.copy(message, this.messageFilled, pos, pos + take);
+          this.messageFilled += take;
           pos += take;
-          if (this.bodyRemaining === 0) {
-            const bytes = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, this.partsLength);
-            this.parts = [];
-            this.partsLength = 0;
+          if (this.messageFilled === message.length) {
+            this.message = null;
+            this.messageFilled = 0;
             this.state = State.Between;
-            (events ??= []).push({ kind: 'message', bytes });
+            (events ??= []).push({ kind: 'message', bytes: message });
           }
           break;
         }
@@ -156,7 +160,7 @@ export class StreamFramer {
 
   /** Bytes held for an incomplete message (for diagnostics). */
   get bufferedBytes(): number {
-    return this.headLength + this.partsLength;
+    return this.headLength + this.messageFilled;
   }
 
   /**
@@ -230,9 +234,10 @@ export class StreamFramer {
   }
 
   private startBody(header: Buffer, bodyLength: number): void {
-    this.parts = [header];
-    this.partsLength = header.length;
-    this.bodyRemaining = bodyLength;
+    const message = Buffer.allocUnsafe(header.length + bodyLength);
+    header.copy(message, 0);
+    this.message = message;
+    this.messageFilled = header.length;
     this.state = State.Body;
   }
 
@@ -290,8 +295,8 @@ export class StreamFramer {
     this.state = State.Failed;
     this.head = null;
     this.headLength = 0;
-    this.parts = [];
-    this.partsLength = 0;
+    this.message = null;
+    this.messageFilled = 0;
     events.push({ kind: 'error', error });
   }
 }

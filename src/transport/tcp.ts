@@ -70,20 +70,24 @@ export class TcpConnectionTable {
   }
 
   /**
-   * Send on `target.connectionId` if still open, else on an open connection to the
-   * target's address:port, else on a new connection from `listener` (undefined: no
-   * listener of the target's family, so there is nothing to connect from).
+   * The open connection a message to `target` goes on: `target.connectionId` if still
+   * open, else the newest open connection to the target's address:port.
+   */
+  find(target: Target): TcpConnection | undefined {
+    if (target.connectionId !== undefined) {
+      const byId = this.byId.get(target.connectionId);
+      if (byId !== undefined && byId.open) return byId;
+    }
+    const byPeer = this.byPeer.get(target.address)?.get(target.port);
+    return byPeer !== undefined && byPeer.open ? byPeer : undefined;
+  }
+
+  /**
+   * Send on the connection `find` picks, else on a new connection from `listener`
+   * (undefined: no tcp listener of the target's family, so nothing to connect from).
    */
   send(target: Target, bytes: Buffer, listener: Listener | undefined): void {
-    let connection: TcpConnection | undefined;
-    if (target.connectionId !== undefined) {
-      connection = this.byId.get(target.connectionId);
-      if (connection !== undefined && !connection.open) connection = undefined;
-    }
-    if (connection === undefined) {
-      connection = this.byPeer.get(target.address)?.get(target.port);
-      if (connection !== undefined && !connection.open) connection = undefined;
-    }
+    let connection = this.find(target);
     if (connection === undefined) {
       if (listener === undefined) {
         this.sendFailed(target, 'E_TRANSPORT_NO_LISTENER', `no tcp listener of the target's address family; add one with --listen`);

@@ -101,11 +101,12 @@ class BoundTransport implements Transport {
   }
 
   listenerFor(target: Target, preferred?: Listener): Listener | undefined {
-    // Targets are IP literals: a colon means IPv6.
-    const family = target.address.indexOf(':') === -1 ? 4 : 6;
-    if (preferred !== undefined && preferred.protocol === target.protocol && preferred.family === family) return preferred;
-    if (target.protocol === 'udp') return family === 4 ? this.udp4 : this.udp6;
-    return family === 4 ? this.tcp4 : this.tcp6;
+    if (target.protocol === 'tcp') {
+      // A message goes on an open connection when there is one, whatever `preferred` says.
+      const open = this.tcp.find(target);
+      if (open !== undefined) return open.listener;
+    }
+    return this.defaultListener(target, preferred);
   }
 
   send(target: Target, bytes: Buffer, via?: Listener): void {
@@ -114,7 +115,7 @@ class BoundTransport implements Transport {
       return;
     }
     if (target.protocol === 'udp') {
-      const listener = this.listenerFor(target, via);
+      const listener = this.defaultListener(target, via);
       if (listener === undefined) {
         this.dropped(target, 'E_TRANSPORT_NO_LISTENER', `no udp listener of the target's address family; add one with --listen`);
         return;
@@ -123,7 +124,16 @@ class BoundTransport implements Transport {
       return;
     }
     // TCP looks for an open connection first; the listener only matters for a new one.
-    this.tcp.send(target, bytes, this.listenerFor(target, via));
+    this.tcp.send(target, bytes, this.defaultListener(target, via));
+  }
+
+  /** `preferred` when it fits the target's protocol and family, else the first listener that does. */
+  private defaultListener(target: Target, preferred: Listener | undefined): Listener | undefined {
+    // Targets are IP literals: a colon means IPv6.
+    const family = target.address.indexOf(':') === -1 ? 4 : 6;
+    if (preferred !== undefined && preferred.protocol === target.protocol && preferred.family === family) return preferred;
+    if (target.protocol === 'udp') return family === 4 ? this.udp4 : this.udp6;
+    return family === 4 ? this.tcp4 : this.tcp6;
   }
 
   stats(): TransportStats {

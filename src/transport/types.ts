@@ -46,7 +46,11 @@ export interface Transport {
    * Never throws for network errors: failures are counted and reported through `onError`.
    */
   send(target: Target, bytes: Buffer, via?: Listener): void;
-  /** The listener a message to `target` would leave from. */
+  /**
+   * The listener a message to `target` would leave from: for TCP, the listener of the open
+   * connection `send` would use; otherwise `preferred` when it fits the target's protocol
+   * and family, else the first listener that does (undefined: none does).
+   */
   listenerFor(target: Target, preferred?: Listener): Listener | undefined;
   /** Counters since creation. */
   stats(): TransportStats;
@@ -105,7 +109,7 @@ export interface TransportStats {
   readonly tcpQueueOverflows: number;
   /** Connections closed because their stream could not be framed. */
   readonly tcpFramingErrors: number;
-  /** Messages that could not be sent (no listener, socket error, closed transport, ...). */
+  /** Failed sends: no listener, a datagram refused, a connect that failed, a full queue, a closed transport. */
   readonly sendErrors: number;
   /** Errors on established sockets (ECONNRESET, EPIPE, ...). */
   readonly socketErrors: number;

@@ -2,6 +2,7 @@
  * Helpers for the transport tests: bounded waits (every wait fails after a deadline instead
  * of hanging), an inbox for onMessage / onError, loopback clients, IPv6 detection.
  */
+import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import net from 'node:net';
 import type { SipctlError } from '../../src/errors.js';
@@ -186,4 +187,47 @@ export function sipRequest(tag: string, protocol: 'UDP' | 'TCP' = 'UDP', body = 
     `\r\n` +
     body
   );
+}
+
+/**
+ * A loopback port where a TCP connect never completes: a child process listens with a
+ * backlog of 1 and is stopped (SIGSTOP), so it never accepts; once its accept queue is full
+ * the kernel drops further SYNs (Linux) and the connect just waits. Bounded: at most 8
+ * filler connections, 300 ms each to show they are stuck.
+ */
+export async function unresponsiveTcpPort(): Promise<{ port: number; release(): Promise<void> } | undefined> {
+  const child = spawn(
+    process.execPath,
+    ['-e', "const s=require('net').createServer();s.listen({host:'127.0.0.1',port:0,backlog:1},()=>process.stdout.write(s.address().port+'\\n'))"],
+    { stdio: ['ignore', 'pipe', 'ignore'] },
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const fillers: net.Socket[] = [];
+  const release = async (): Promise<void> => {
+    for (const s of fillers) s.destroy();
+    child.kill('SIGKILL');
+    await within(exited, 'the stopped listener to exit');
+  };
+  const port = await within(
+    new Promise<number>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(Number(d.toString().trim())))),
+    'the child listener',
+  );
+  child.kill('SIGSTOP');
+  for (let i = 0; i < 8; i++) {
+    const socket = net.connect({ host: '127.0.0.1', port });
+    socket.on('error', () => {
+      /* destroyed on release */
+    });
+    fillers.push(socket);
+    const connected = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => resolve(false), 300);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+    if (!connected) return { port, release };
+  }
+  await release();
+  return undefined;
 }

@@ -8,6 +8,7 @@ import {
   startTransport,
   tcpClient,
   tcpPeer,
+  unresponsiveTcpPort,
   until,
   within,
   type Harness,
@@ -189,6 +190,38 @@ describe('TCP', () => {
     expect(report!.context).toMatchObject({ operation: 'connect', remotePort: port });
     await until(() => transport.stats().tcpConnectionsOpen === 0, 'the failed connection to leave the table');
     expect(transport.stats()).toMatchObject({ tcpConnectFailures: 1, sendErrors: 1 });
+  });
+
+  it('gives up an outbound connect after tcpConnectTimeoutMs and reports it', async () => {
+    const blackhole = await unresponsiveTcpPort();
+    // Only a kernel that drops SYNs on a full accept queue (Linux) gives a connect that hangs.
+    if (blackhole === undefined) {
+      console.warn('transport tests: could not make a connect hang on this system; skipping the connect-timeout case');
+      return;
+    }
+    cleanups.push(blackhole.release);
+    const { transport, errors } = await harness(['tcp:127.0.0.1:0'], { tcpConnectTimeoutMs: 200 });
+    transport.send({ protocol: 'tcp', address: '127.0.0.1', port: blackhole.port }, Buffer.from(sipRequest('hang', 'TCP')));
+    const [report] = await errors.atLeast(1, 'the connect timeout');
+    expect(report!.err.code).toBe('E_TRANSPORT_TCP_CONNECT_TIMEOUT');
+    expect(report!.err.message).toMatch(/^cannot connect to tcp:127\.0\.0\.1:\d+: no answer within 200 ms; \d+ queued bytes dropped$/);
+    await until(() => transport.stats().tcpConnectionsOpen === 0, 'the connection to leave the table');
+    expect(transport.stats()).toMatchObject({ tcpConnectFailures: 1, tcpConnectionsIdleClosed: 0 });
+  });
+
+  it('names the listener of the open connection a message would go on', async () => {
+    const { transport, inbound } = await harness(['tcp:127.0.0.1:0', 'tcp:127.0.0.1:0']);
+    const [first, second] = transport.listeners;
+    const ua = await client('127.0.0.1', second!.port);
+    await ua.write(sipRequest('second', 'TCP'));
+    const [request] = await inbound.atLeast(1, 'the request');
+    expect(request!.listener).toBe(second);
+    const back = { protocol: 'tcp' as const, address: '127.0.0.1', port: ua.socket.localPort! };
+    expect(transport.listenerFor(back)).toBe(second);
+    expect(transport.listenerFor({ ...back, port: 1, connectionId: request!.connectionId })).toBe(second);
+    // With no open connection it is the first listener of the family, or the preferred one.
+    expect(transport.listenerFor({ ...back, port: 1 })).toBe(first);
+    expect(transport.listenerFor({ ...back, port: 1 }, second)).toBe(second);
   });
 
   it('refuses connections beyond maxTcpConnections', async () => {

@@ -84,6 +84,21 @@ describe.each(FAMILIES)('UDP over $name', ({ loopback, spec, available }) => {
 });
 
 describe('UDP', () => {
+  it.skipIf(!V6)('binds 0.0.0.0 and [::] on the same port (IPv6 sockets are IPv6-only)', async () => {
+    const { transport, inbound } = await harness('udp:0.0.0.0:0');
+    const port = transport.listeners[0]!.port;
+    const both = await harness(`udp:[::]:${port}`);
+    expect(both.transport.listeners[0]).toMatchObject({ address: '::', port, family: 6 });
+    const v4 = await peer('127.0.0.1');
+    const v6 = await peer('::1');
+    await sendDatagram(v4.socket, sipRequest('v4'), port, '127.0.0.1');
+    await sendDatagram(v6.socket, sipRequest('v6'), port, '::1');
+    const [m4] = await inbound.atLeast(1, 'the IPv4 datagram');
+    const [m6] = await both.inbound.atLeast(1, 'the IPv6 datagram');
+    expect(m4!.sourceAddress).toBe('127.0.0.1');
+    expect(m6!.sourceAddress).toBe('::1');
+  });
+
   it('receives and sends a 65,507-byte datagram (the IPv4 maximum)', async () => {
     const { transport, inbound } = await harness('udp:127.0.0.1:0');
     const port = transport.listeners[0]!.port;
