@@ -46,6 +46,9 @@ interface JsonOption {
 
 const DB_HELP = 'SQLite database (default: $SIPCTL_DB or ./data/sipctl.db)';
 const CONTROL_HELP = "the running proxy's control socket (default: $SIPCTL_CONTROL or ./data/sipctl.sock)";
+// Taken by the proxy-facing subcommands too, so a script can pass the same options to every
+// `sipctl address` call; the proxy itself reads the database it was started with.
+const DB_IGNORED_HELP = 'accepted like on every address command; the proxy reads the database it was started with';
 const DEFAULT_TABLE_LIMIT = 1000;
 
 // ---- helpers -------------------------------------------------------------------------------
@@ -231,16 +234,17 @@ function listCommand(opts: ListOptions): void {
   const limit = parseLimit(opts.limit);
   withStore(opts, (store) => {
     const total = store.address.count(grp);
-    const rows = store.address.iterate(grp);
+    // The cursor is opened only where it is read to the end (or closed by `break`): an open
+    // cursor keeps the connection busy and close() would refuse.
     if (opts.json) {
-      printJsonList({ total }, 'entries', map(rows, entryView));
+      printJsonList({ total }, 'entries', map(store.address.iterate(grp), entryView));
       return;
     }
     if (total === 0) {
       printLine(grp === undefined ? 'no address entries' : `no address entries in group ${grp}`);
       return;
     }
-    printEntries(map(rows, entryView), total, limit);
+    printEntries(map(store.address.iterate(grp), entryView), total, limit);
     printLine(`${plural(total, 'entry', 'entries')}${grp === undefined ? '' : ` in group ${grp}`}`);
   });
 }
@@ -353,6 +357,7 @@ export function registerAddress(program: Command): void {
     .description('make the running proxy load the address table from the database')
     .option('--json', 'print {groups: [{grp, count}], total, ms}')
     .option('--control <path>', CONTROL_HELP)
+    .option('--db <path>', DB_IGNORED_HELP)
     .action(reloadCommand);
 
   address
@@ -361,6 +366,7 @@ export function registerAddress(program: Command): void {
     .option('--limit <n>', `show at most this many entries in the table, 0 = all (default ${DEFAULT_TABLE_LIMIT})`)
     .option('--json', 'print {total, groups, entries} (all entries)')
     .option('--control <path>', CONTROL_HELP)
+    .option('--db <path>', DB_IGNORED_HELP)
     .action(dumpCommand);
 
   address
@@ -371,5 +377,6 @@ export function registerAddress(program: Command): void {
     .option('--group <n>', 'only entries of this group (default: any group)')
     .option('--json', 'print {ip, port, group, match}')
     .option('--control <path>', CONTROL_HELP)
+    .option('--db <path>', DB_IGNORED_HELP)
     .action(testCommand);
 }
