@@ -1,6 +1,70 @@
 import type { Command } from 'commander';
+import { loadConfigFile } from '../../src/config/load.js';
+import { applyConfig, defaultConfig, type ProxyConfig } from '../../src/config/schema.js';
+import { Logger } from '../../src/log/logger.js';
+import { startProxy } from '../../src/serve/start.js';
 
-/** `sipctl serve` — not built yet. */
+interface ServeFlags {
+  config?: string;
+  listen?: string[];
+  forward?: string;
+  db?: string;
+  control?: string;
+  logLevel?: string;
+  alias?: string[];
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+/** Flags over the config file over the environment's paths over the defaults. */
+export function resolveServeConfig(flags: ServeFlags): ProxyConfig {
+  let config = defaultConfig();
+  const env: Record<string, unknown> = {};
+  if (process.env.SIPCTL_DB) env.db = process.env.SIPCTL_DB;
+  if (process.env.SIPCTL_CONTROL) env.control = process.env.SIPCTL_CONTROL;
+  config = applyConfig(config, env, 'environment');
+  if (flags.config !== undefined) config = loadConfigFile(flags.config, config);
+  const over: Record<string, unknown> = {};
+  if (flags.listen !== undefined) over.listen = flags.listen;
+  if (flags.forward !== undefined) over.forward = flags.forward;
+  if (flags.db !== undefined) over.db = flags.db;
+  if (flags.control !== undefined) over.control = flags.control;
+  if (flags.alias !== undefined) over.aliases = flags.alias;
+  if (flags.logLevel !== undefined) over.log = { level: flags.logLevel };
+  return applyConfig(config, over, 'flags');
+}
+
+/** `sipctl serve` — run the proxy in the foreground until SIGINT / SIGTERM. */
 export function registerServe(program: Command): void {
-  void program;
+  program
+    .command('serve')
+    .description('run the proxy in the foreground')
+    .option('--config <file>', 'config file (YAML); flags override it')
+    .option('--listen <spec>', 'listen on PROTO:IP:PORT, e.g. udp:127.0.0.1:5060 or tcp:[::1]:5060 (repeatable)', collect)
+    .option('--forward <uri>', 'send every initial request to this next hop, e.g. sip:10.0.0.21:5060')
+    .option('--db <path>', 'SQLite database (default ./data/sipctl.db, env SIPCTL_DB)')
+    .option('--control <path>', 'control socket (default ./data/sipctl.sock, env SIPCTL_CONTROL)')
+    .option('--alias <host>', 'another name or address[:port] that means this proxy (repeatable)', collect)
+    .option('--log-level <level>', 'error, warn, info or debug')
+    .action(async (flags: ServeFlags) => {
+      const config = resolveServeConfig(flags);
+      const logger = new Logger({ level: config.log.level });
+      // Never crash on a stray rejection or exception: log it and go on (DESIGN.md invariant).
+      process.on('unhandledRejection', (reason) => logger.error('unhandled rejection', { error: String(reason) }));
+      process.on('uncaughtException', (err) => logger.error('uncaught exception', { error: err.stack ?? err.message }));
+      const proxy = await startProxy(config, { logger });
+      process.stdout.write(
+        `sipctl serving on ${proxy.listeners.join(', ')} (control ${config.control}, db ${config.db}, pid ${process.pid})\n`,
+      );
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string): void => {
+          logger.info('stopping', { signal });
+          resolve();
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+      await proxy.close();
+      process.exit(0);
+    });
 }

@@ -78,6 +78,7 @@ export class SipMessage {
   private _contacts: NameAddr[] | '*' | undefined = undefined;
   private _edits: Edit[] | undefined = undefined;
   private _removedFields: Set<number> | undefined = undefined;
+  private _removedValues: Set<string> | undefined = undefined;
 
   constructor(buffer: Buffer, start: StartLine, index: HeaderIndex) {
     this.buffer = buffer;
@@ -331,21 +332,29 @@ export class SipMessage {
   }
 
   /**
-   * Remove one value of a list header: the whole field when it is the field's only value,
-   * else the value and the comma that joins it to its neighbour.
+   * Remove one value of a list header, by its index in valueLocations(canonical) (indexes
+   * refer to the message as received, whatever was removed before): the whole field when no
+   * other value of that field survives, else the value and the comma joining it to a
+   * surviving neighbour.
    */
   removeValue(canonical: string, valueIndex: number): void {
-    const locs = this.valueLocations(canonical).filter((l) => !this._removedFields?.has(l.field));
+    const locs = this.valueLocations(canonical);
     const loc = locs[valueIndex];
     if (loc === undefined) throw new RangeError(`no ${canonical} value #${valueIndex}`);
-    const same = locs.filter((l) => l.field === loc.field);
-    if (same.length === 1) {
+    const removed = (this._removedValues ??= new Set());
+    const key = `${canonical}#${valueIndex}`;
+    if (removed.has(key) || this._removedFields?.has(loc.field)) return;
+    removed.add(key);
+    const survivors = locs
+      .map((l, i) => ({ l, i }))
+      .filter(({ l, i }) => l.field === loc.field && i !== valueIndex && !removed.has(`${canonical}#${i}`));
+    if (survivors.length === 0) {
       this.removeField(loc.field);
       return;
     }
-    const k = same.indexOf(loc);
-    if (k < same.length - 1) this.edit(loc.start, same[k + 1]!.start, '');
-    else this.edit(same[k - 1]!.end, loc.end, '');
+    const next = survivors.find(({ i }) => i > valueIndex);
+    if (next !== undefined) this.edit(loc.start, next.l.start, '');
+    else this.edit(survivors[survivors.length - 1]!.l.end, loc.end, '');
   }
 
   /** Replace the byte range of one value (e.g. a Via value) with new text. */

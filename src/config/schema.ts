@@ -1,0 +1,250 @@
+/**
+ * Every option of `sipctl serve`, its default, and its validation. The config file (YAML,
+ * see README "Configuration") has exactly these keys; a flag overrides the file; an unknown
+ * key or a bad value is one clear line naming the key, and exit 2.
+ */
+import { usageError } from '../errors.js';
+import type { LogLevel } from '../log/logger.js';
+import { DEFAULT_CONTROL_PATH, DEFAULT_DB_PATH } from './paths.js';
+
+export interface ProbeConfig {
+  /** Seconds between OPTIONS probes of each destination; 0 turns probing off. */
+  interval: number;
+  /** Consecutive failures that mark a destination inactive. */
+  failures: number;
+  /** Consecutive successes that bring it back. */
+  successes: number;
+  /** Response codes that count as success. */
+  okCodes: number[];
+  /** RFC 3261 T1 for the probe's retransmissions (Timer E), ms. */
+  t1Ms: number;
+  /** Timer F: a probe with no final response after this long failed, ms (default 64·T1). */
+  timeoutMs: number;
+}
+
+export interface DispatchRule {
+  /** Methods this rule applies to (upper case); absent = every method. */
+  methods?: string[];
+  set: number;
+  algorithm: string;
+}
+
+export interface ProxyConfig {
+  listen: string[];
+  /** Other host names / addresses (optionally :port) that mean this proxy. */
+  aliases: string[];
+  db: string;
+  control: string;
+  /** One next hop for every initial request (the simplest stateless proxy); overrides the dispatcher. */
+  forward: string | undefined;
+  /** Record-Route initial INVITE / SUBSCRIBE / REFER (RFC 3261 §16.6 step 4). */
+  recordRoute: boolean;
+  log: { level: LogLevel };
+  acl: {
+    /** Groups whose entries admit a request; 'any' = every group. */
+    groups: number[] | 'any';
+    rejectCode: number;
+    rejectReason: string;
+    /** Admit requests from our own next hops (the --forward target, dispatcher destinations). */
+    admitNextHops: boolean;
+  };
+  dispatcher: {
+    /** First rule whose methods match picks the set and algorithm. */
+    rules: DispatchRule[];
+    noDestinationCode: number;
+    noDestinationReason: string;
+    /** Add a Path header (RFC 3327) to forwarded REGISTERs. */
+    path: boolean;
+    probe: ProbeConfig;
+    /** Per-set probe overrides, keyed by set id. */
+    probeSets: Record<string, Partial<ProbeConfig>>;
+    /** Re-resolve destination host names at least this often when DNS gave no TTL, s. */
+    dnsRefreshS: number;
+  };
+  tcp: { idleTimeoutS: number; connectTimeoutMs: number; maxConnections: number };
+  /** The CANCEL / non-2xx-ACK pairing map's bounds. */
+  pairing: { maxEntries: number; ttlMs: number };
+}
+
+export function defaultConfig(): ProxyConfig {
+  return {
+    listen: ['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060'],
+    aliases: [],
+    db: DEFAULT_DB_PATH,
+    control: DEFAULT_CONTROL_PATH,
+    forward: undefined,
+    recordRoute: true,
+    log: { level: 'info' },
+    acl: { groups: 'any', rejectCode: 401, rejectReason: 'Address not authorised', admitNextHops: true },
+    dispatcher: {
+      rules: [{ set: 1, algorithm: 'round-robin' }],
+      noDestinationCode: 503,
+      noDestinationReason: 'No destination available',
+      path: false,
+      probe: { interval: 0, failures: 3, successes: 1, okCodes: [200], t1Ms: 500, timeoutMs: 32_000 },
+      probeSets: {},
+      dnsRefreshS: 300,
+    },
+    tcp: { idleTimeoutS: 120, connectTimeoutMs: 5_000, maxConnections: 4096 },
+    pairing: { maxEntries: 200_000, ttlMs: 32_000 },
+  };
+}
+
+type Obj = Record<string, unknown>;
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function bad(key: string, message: string): never {
+  throw usageError('E_CONFIG_BAD_VALUE', `config ${key}: ${message}`);
+}
+
+function checkKeys(obj: Obj, allowed: readonly string[], where: string): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) {
+      throw usageError('E_CONFIG_UNKNOWN_KEY', `config ${where}${k}: unknown option (known: ${allowed.join(', ')})`);
+    }
+  }
+}
+
+function int(v: unknown, key: string, min: number, max: number): number {
+  const n = typeof v === 'string' && /^-?[0-9]+$/.test(v.trim()) ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    bad(key, `expected a whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+function num(v: unknown, key: string, min: number, max: number): number {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) {
+    bad(key, `expected a number from ${min} to ${max}, got ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+function bool(v: unknown, key: string): boolean {
+  if (typeof v === 'boolean') return v;
+  if (v === 'true' || v === 'yes' || v === 'on') return true;
+  if (v === 'false' || v === 'no' || v === 'off') return false;
+  return bad(key, `expected true or false, got ${JSON.stringify(v)}`);
+}
+
+function str(v: unknown, key: string): string {
+  if (typeof v !== 'string' || v.length === 0) bad(key, `expected a non-empty string, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+function strList(v: unknown, key: string): string[] {
+  const list = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(list)) bad(key, `expected a list of strings, got ${JSON.stringify(v)}`);
+  return list.map((x, i) => str(x, `${key}[${i}]`));
+}
+
+const LEVELS = ['error', 'warn', 'info', 'debug'];
+
+function probe(v: unknown, key: string, base: ProbeConfig, partial: boolean): Partial<ProbeConfig> {
+  if (!isObj(v)) bad(key, 'expected a mapping');
+  checkKeys(v, ['interval', 'failures', 'successes', 'okCodes', 't1Ms', 'timeoutMs'], `${key}.`);
+  const out: Partial<ProbeConfig> = partial ? {} : { ...base };
+  if (v.interval !== undefined) out.interval = num(v.interval, `${key}.interval`, 0, 86_400);
+  if (v.failures !== undefined) out.failures = int(v.failures, `${key}.failures`, 1, 1000);
+  if (v.successes !== undefined) out.successes = int(v.successes, `${key}.successes`, 1, 1000);
+  if (v.okCodes !== undefined) {
+    if (!Array.isArray(v.okCodes) || v.okCodes.length === 0) bad(`${key}.okCodes`, 'expected a list of response codes');
+    out.okCodes = v.okCodes.map((c, i) => int(c, `${key}.okCodes[${i}]`, 100, 699));
+  }
+  if (v.t1Ms !== undefined) out.t1Ms = int(v.t1Ms, `${key}.t1Ms`, 10, 60_000);
+  if (v.timeoutMs !== undefined) out.timeoutMs = int(v.timeoutMs, `${key}.timeoutMs`, 10, 600_000);
+  else if (v.t1Ms !== undefined && !partial) out.timeoutMs = 64 * out.t1Ms!;
+  return out;
+}
+
+/** Merges a parsed config file (or flag overrides) over `base`, validating every key. */
+export function applyConfig(base: ProxyConfig, input: unknown, where = ''): ProxyConfig {
+  if (input === undefined || input === null) return base;
+  if (!isObj(input)) throw usageError('E_CONFIG_BAD_FILE', `config${where ? ' ' + where : ''}: expected a mapping of options at the top level`);
+  checkKeys(input, ['listen', 'aliases', 'db', 'control', 'forward', 'recordRoute', 'log', 'acl', 'dispatcher', 'tcp', 'pairing'], '');
+  const c: ProxyConfig = structuredClone(base);
+  if (input.listen !== undefined) {
+    c.listen = strList(input.listen, 'listen');
+    if (c.listen.length === 0) bad('listen', 'at least one listen address is needed');
+  }
+  if (input.aliases !== undefined) c.aliases = strList(input.aliases, 'aliases');
+  if (input.db !== undefined) c.db = str(input.db, 'db');
+  if (input.control !== undefined) c.control = str(input.control, 'control');
+  if (input.forward !== undefined) c.forward = input.forward === null ? undefined : str(input.forward, 'forward');
+  if (input.recordRoute !== undefined) c.recordRoute = bool(input.recordRoute, 'recordRoute');
+  if (input.log !== undefined) {
+    if (!isObj(input.log)) bad('log', 'expected a mapping');
+    checkKeys(input.log, ['level'], 'log.');
+    if (input.log.level !== undefined) {
+      if (!LEVELS.includes(String(input.log.level))) bad('log.level', `expected one of ${LEVELS.join(', ')}`);
+      c.log.level = input.log.level as LogLevel;
+    }
+  }
+  if (input.acl !== undefined) {
+    const a = input.acl;
+    if (!isObj(a)) bad('acl', 'expected a mapping');
+    checkKeys(a, ['groups', 'rejectCode', 'rejectReason', 'admitNextHops'], 'acl.');
+    if (a.groups !== undefined) {
+      if (a.groups === 'any') c.acl.groups = 'any';
+      else {
+        const list = Array.isArray(a.groups) ? a.groups : typeof a.groups === 'string' ? a.groups.split(',') : [a.groups];
+        if (list.length === 0) bad('acl.groups', "expected 'any' or a list of group numbers");
+        c.acl.groups = list.map((g, i) => int(g, `acl.groups[${i}]`, 0, 2 ** 31 - 1));
+      }
+    }
+    if (a.rejectCode !== undefined) c.acl.rejectCode = int(a.rejectCode, 'acl.rejectCode', 300, 699);
+    if (a.rejectReason !== undefined) c.acl.rejectReason = str(a.rejectReason, 'acl.rejectReason');
+    if (a.admitNextHops !== undefined) c.acl.admitNextHops = bool(a.admitNextHops, 'acl.admitNextHops');
+  }
+  if (input.dispatcher !== undefined) {
+    const d = input.dispatcher;
+    if (!isObj(d)) bad('dispatcher', 'expected a mapping');
+    checkKeys(d, ['rules', 'noDestinationCode', 'noDestinationReason', 'path', 'probe', 'probeSets', 'dnsRefreshS'], 'dispatcher.');
+    if (d.rules !== undefined) {
+      if (!Array.isArray(d.rules) || d.rules.length === 0) bad('dispatcher.rules', 'expected a non-empty list of {methods, set, algorithm}');
+      c.dispatcher.rules = d.rules.map((r, i) => {
+        const key = `dispatcher.rules[${i}]`;
+        if (!isObj(r)) bad(key, 'expected a mapping with set and algorithm');
+        checkKeys(r, ['methods', 'set', 'algorithm'], `${key}.`);
+        const rule: DispatchRule = {
+          set: int(r.set ?? 1, `${key}.set`, 0, 2 ** 31 - 1),
+          algorithm: r.algorithm === undefined ? 'round-robin' : String(r.algorithm),
+        };
+        if (r.methods !== undefined) rule.methods = strList(r.methods, `${key}.methods`).map((m) => m.toUpperCase());
+        return rule;
+      });
+    }
+    if (d.noDestinationCode !== undefined) c.dispatcher.noDestinationCode = int(d.noDestinationCode, 'dispatcher.noDestinationCode', 300, 699);
+    if (d.noDestinationReason !== undefined) c.dispatcher.noDestinationReason = str(d.noDestinationReason, 'dispatcher.noDestinationReason');
+    if (d.path !== undefined) c.dispatcher.path = bool(d.path, 'dispatcher.path');
+    if (d.probe !== undefined) c.dispatcher.probe = probe(d.probe, 'dispatcher.probe', c.dispatcher.probe, false) as ProbeConfig;
+    if (d.probeSets !== undefined) {
+      if (!isObj(d.probeSets)) bad('dispatcher.probeSets', 'expected a mapping of set id to probe options');
+      for (const [set, p] of Object.entries(d.probeSets)) {
+        int(set, `dispatcher.probeSets key`, 0, 2 ** 31 - 1);
+        c.dispatcher.probeSets[set] = probe(p, `dispatcher.probeSets.${set}`, c.dispatcher.probe, true);
+      }
+    }
+    if (d.dnsRefreshS !== undefined) c.dispatcher.dnsRefreshS = int(d.dnsRefreshS, 'dispatcher.dnsRefreshS', 1, 86_400);
+  }
+  if (input.tcp !== undefined) {
+    const t = input.tcp;
+    if (!isObj(t)) bad('tcp', 'expected a mapping');
+    checkKeys(t, ['idleTimeoutS', 'connectTimeoutMs', 'maxConnections'], 'tcp.');
+    if (t.idleTimeoutS !== undefined) c.tcp.idleTimeoutS = int(t.idleTimeoutS, 'tcp.idleTimeoutS', 1, 86_400);
+    if (t.connectTimeoutMs !== undefined) c.tcp.connectTimeoutMs = int(t.connectTimeoutMs, 'tcp.connectTimeoutMs', 10, 600_000);
+    if (t.maxConnections !== undefined) c.tcp.maxConnections = int(t.maxConnections, 'tcp.maxConnections', 1, 1_000_000);
+  }
+  if (input.pairing !== undefined) {
+    const p = input.pairing;
+    if (!isObj(p)) bad('pairing', 'expected a mapping');
+    checkKeys(p, ['maxEntries', 'ttlMs'], 'pairing.');
+    if (p.maxEntries !== undefined) c.pairing.maxEntries = int(p.maxEntries, 'pairing.maxEntries', 1, 100_000_000);
+    if (p.ttlMs !== undefined) c.pairing.ttlMs = int(p.ttlMs, 'pairing.ttlMs', 100, 3_600_000);
+  }
+  return c;
+}

@@ -1,0 +1,70 @@
+/**
+ * "Is this URI / Via us?" — Kamailio's `myself`. A URI or Via sent-by is ours when its host
+ * is one of our listen addresses (or a configured alias name) and its port is one of the
+ * ports we listen on for that address (the scheme's default port when none is given:
+ * RFC 3261 §19.1.2 — 5060 for sip, 5061 for sips).
+ */
+import type { Listener, Protocol } from '../transport/types.js';
+import type { SipUri } from '../sip/uri.js';
+import type { Via } from '../sip/values.js';
+
+export class LocalAddresses {
+  /** "host:port" → true, for every listener (and every alias on every listener port). */
+  private readonly hostPorts = new Set<string>();
+  private readonly ports = new Set<number>();
+
+  constructor(readonly listeners: readonly Listener[], readonly aliases: readonly string[] = []) {
+    for (const l of listeners) {
+      this.ports.add(l.port);
+      this.hostPorts.add(`${normalizeHost(l.address)}:${l.port}`);
+    }
+    for (const a of aliases) {
+      const { host, port } = splitAlias(a);
+      if (port !== undefined) this.hostPorts.add(`${host}:${port}`);
+      else for (const p of this.ports) this.hostPorts.add(`${host}:${p}`);
+    }
+  }
+
+  isLocal(host: string, port: number): boolean {
+    return this.hostPorts.has(`${normalizeHost(host)}:${port}`);
+  }
+
+  isLocalUri(uri: SipUri): boolean {
+    if (uri.scheme === 'tel') return false;
+    // maddr overrides the host for routing (§19.1.1); it is rarely used, but honour it.
+    const host = uri.params.get('maddr') ?? uri.host;
+    const port = uri.port ?? (uri.scheme === 'sips' ? 5061 : 5060);
+    return this.isLocal(host, port);
+  }
+
+  isLocalVia(via: Via): boolean {
+    const port = via.port ?? (via.transport === 'TLS' ? 5061 : 5060);
+    return this.isLocal(via.host, port);
+  }
+
+  /** The listener whose address and port a URI names (used for double Record-Route). */
+  listenerFor(host: string, port: number, protocol?: Protocol): Listener | undefined {
+    const h = normalizeHost(host);
+    return this.listeners.find((l) => normalizeHost(l.address) === h && l.port === port && (protocol === undefined || l.protocol === protocol));
+  }
+}
+
+function normalizeHost(host: string): string {
+  let h = host.toLowerCase();
+  if (h.charCodeAt(0) === 91) h = h.slice(1, -1);
+  // An IPv4-mapped IPv6 address is the IPv4 address.
+  if (h.startsWith('::ffff:') && h.indexOf('.') > 0) h = h.slice(7);
+  return h;
+}
+
+function splitAlias(alias: string): { host: string; port: number | undefined } {
+  const a = alias.trim().toLowerCase();
+  if (a.charCodeAt(0) === 91) {
+    const close = a.indexOf(']');
+    const port = a.slice(close + 1).startsWith(':') ? Number(a.slice(close + 2)) : undefined;
+    return { host: a.slice(1, close), port };
+  }
+  const colon = a.lastIndexOf(':');
+  if (colon > 0 && a.indexOf(':') === colon) return { host: a.slice(0, colon), port: Number(a.slice(colon + 1)) };
+  return { host: a, port: undefined };
+}

@@ -1,0 +1,119 @@
+/**
+ * Stateless local replies (RFC 3261 §8.2.6, Kamailio's sl_send_reply): a response built from
+ * the request's Via (with received/rport filled in, §18.2.1 / RFC 3581), From, To (with our
+ * tag added), Call-ID and CSeq, and sent where §18.2.2 says.
+ *
+ * The To tag is derived from the request, so a retransmitted request gets the same tag, and
+ * the ACK for a non-2xx reply we sent can be recognized and absorbed (it is ours, not
+ * something to forward).
+ */
+import type { SipMessage } from '../sip/message.js';
+import { reasonPhrase } from '../sip/status.js';
+import { Hasher } from './hash.js';
+import { receivedEdits } from './via.js';
+
+export const SERVER_HEADER = 'sipctl';
+
+/**
+ * The To tag our stateless replies to this request carry: a function of the raw Call-ID,
+ * From, CSeq number and top Via branch, so it is the same for a retransmission and for the
+ * ACK that acknowledges the reply — and computable even when a value is malformed (a 400).
+ */
+export function localToTag(msg: SipMessage): string {
+  const h = new Hasher();
+  for (const name of ['call-id', 'from']) {
+    const i = msg.fieldIndex(name);
+    h.add(i < 0 ? '' : msg.rawValue(i));
+  }
+  const c = msg.fieldIndex('cseq');
+  h.add(c < 0 ? '' : msg.rawValue(c).replace(/[^0-9].*$/s, ''));
+  let top;
+  try {
+    top = msg.topVia;
+  } catch {
+    top = undefined;
+  }
+  if (top !== undefined) h.add(top.branch ?? top.host);
+  return 'sl' + h.digest();
+}
+
+export interface LocalReplyOptions {
+  /** Extra header lines without CRLF, e.g. "Retry-After: 30". */
+  headers?: readonly string[];
+  body?: { type: string; content: string };
+}
+
+/**
+ * Builds the reply. Needs the request's Via, From, To, Call-ID and CSeq to parse; the caller
+ * checks that before (a request without them gets no reply, only a drop).
+ */
+export function buildLocalReply(
+  msg: SipMessage,
+  sourceAddress: string,
+  sourcePort: number,
+  status: number,
+  reason: string | undefined,
+  opts: LocalReplyOptions = {},
+): Buffer {
+  const b = msg.buffer;
+  const ix = msg.index;
+  let out = `SIP/2.0 ${status} ${sanitizeReason(reason ?? reasonPhrase(status))}\r\n`;
+
+  // Every Via field, in order, the top value with received/rport (§8.2.6.2: "MUST be equal").
+  const top = msg.topVia!;
+  const edits = receivedEdits(top, sourceAddress, sourcePort).sort((x, y) => x.start - y.start);
+  for (let i = msg.fieldIndex('via'); i >= 0; i = msg.fieldIndex('via', i + 1)) {
+    const vs = ix.valueStarts[i]!;
+    const ve = ix.valueEnds[i]!;
+    let value = '';
+    let pos = vs;
+    for (const e of edits) {
+      if (e.start < vs || e.start > ve) continue;
+      value += b.latin1Slice(pos, e.start) + e.text;
+      pos = e.end;
+    }
+    value += b.latin1Slice(pos, ve);
+    out += `Via: ${value.replace(/\r?\n[ \t]+/g, ' ')}\r\n`;
+  }
+  out += `From: ${rawField(msg, 'from')}\r\n`;
+  const to = rawField(msg, 'to');
+  // §8.2.6.2: add a To tag when the request has none (not for 100 Trying).
+  out += !hasTag(to) && status > 100 ? `To: ${to};tag=${localToTag(msg)}\r\n` : `To: ${to}\r\n`;
+  out += `Call-ID: ${rawField(msg, 'call-id')}\r\n`;
+  out += `CSeq: ${rawField(msg, 'cseq')}\r\n`;
+  out += `Server: ${SERVER_HEADER}\r\n`;
+  for (const h of opts.headers ?? []) out += `${asLatin1(h)}\r\n`;
+  if (opts.body !== undefined) {
+    const content = Buffer.from(opts.body.content, 'utf8');
+    out += `Content-Type: ${opts.body.type}\r\nContent-Length: ${content.length}\r\n\r\n`;
+    return Buffer.concat([Buffer.from(out, 'latin1'), content]);
+  }
+  out += 'Content-Length: 0\r\n\r\n';
+  // Header text was carried byte-for-byte as latin1; write it back the same way.
+  return Buffer.from(out, 'latin1');
+}
+
+/** Does a raw To value carry a tag parameter (outside the URI's angle brackets)? */
+function hasTag(to: string): boolean {
+  const gt = to.lastIndexOf('>');
+  return /;\s*tag\s*=/i.test(gt < 0 ? to : to.slice(gt));
+}
+
+function rawField(msg: SipMessage, canonical: string): string {
+  const i = msg.fieldIndex(canonical);
+  if (i < 0) throw new Error(`no ${canonical} to copy into the reply`);
+  return msg.rawValue(i).replace(/\r?\n[ \t]+/g, ' ');
+}
+
+/** A reason phrase must not break the status line. */
+function sanitizeReason(reason: string): string {
+  return asLatin1(reason.replace(/[\r\n]+/g, ' '));
+}
+
+/** Text we add is UTF-8 on the wire; `out` carries bytes as latin1 characters. */
+function asLatin1(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) >= 128) return Buffer.from(text, 'utf8').toString('latin1');
+  }
+  return text;
+}

@@ -1,0 +1,78 @@
+/**
+ * The default route: what sipctl does with no routing script of your own. The same job as
+ * the reference Kamailio configuration (shared/bench/kamailio.cfg):
+ *
+ *   Max-Forwards check → source address check → in-dialog requests follow their route set →
+ *   OPTIONS to us answered → initial requests record-routed and sent to the --forward
+ *   target or a dispatcher destination.
+ */
+import type { ProxyConfig } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import { DIALOG_CREATING } from '../proxy/core.js';
+import type { Target } from '../transport/types.js';
+import { defineRoute, type RequestContext, type RequestDecision, type Route } from './api.js';
+
+export interface DefaultRouteOptions {
+  config: ProxyConfig;
+  logger: Logger;
+  /** The --forward next hop, resolved (and re-resolved when its DNS answer expires) outside the route. */
+  forwardTarget?: () => Target | undefined;
+}
+
+export function createDefaultRoute(opts: DefaultRouteOptions): Route {
+  const { config, logger } = opts;
+  const rules = config.dispatcher.rules;
+
+  function initialDestination(ctx: RequestContext): RequestDecision {
+    if (opts.forwardTarget !== undefined) {
+      const paired = ctx.msg.method === 'CANCEL' || ctx.msg.method === 'ACK' ? ctx.pairedTarget() : undefined;
+      const target = paired ?? opts.forwardTarget();
+      if (target === undefined) {
+        return ctx.reply(config.dispatcher.noDestinationCode, config.dispatcher.noDestinationReason);
+      }
+      return { action: 'forward', target };
+    }
+    const method = ctx.msg.method;
+    const rule = rules.find((r) => r.methods === undefined || r.methods.includes(method)) ?? rules[rules.length - 1]!;
+    return ctx.dispatch(rule.set, rule.algorithm);
+  }
+
+  return defineRoute({
+    request(ctx) {
+      const method = ctx.msg.method;
+      // RFC 3261 §16.3 item 3.
+      if (!ctx.maxForwardsOk()) return ctx.reply(483, 'Too Many Hops');
+
+      // Kamailio's allow_source_address(): unknown senders are refused, never forwarded.
+      if (!ctx.sourceAllowed()) {
+        logger.limited('info', 'acl.reject', 'request from an address not in the address table', {
+          method,
+          source: `${ctx.source.address}:${ctx.source.port}`,
+          proto: ctx.source.protocol,
+        });
+        return ctx.reply(config.acl.rejectCode, config.acl.rejectReason);
+      }
+
+      if (ctx.inDialog) {
+        // In-dialog requests follow the route set our Record-Route put in place (§16.4, §16.12).
+        if (ctx.looseRoute()) return ctx.relay();
+        // The ACK for a non-2xx final response carries the response's To tag but no route
+        // set: it goes where its INVITE went.
+        if (method === 'ACK') {
+          const paired = ctx.pairedTarget();
+          return paired !== undefined ? { action: 'forward', target: paired } : ctx.drop('ACK with no route set and no INVITE seen');
+        }
+        return ctx.reply(404, 'Not here');
+      }
+
+      // OPTIONS addressed to the proxy itself (keep-alive pings, monitoring): we answer.
+      if (method === 'OPTIONS' && ctx.isToSelf()) return ctx.reply(200, 'OK');
+
+      // A pre-loaded route set that starts with us: drop our entry, route as usual.
+      ctx.looseRoute();
+      if (config.recordRoute && DIALOG_CREATING.has(method)) ctx.recordRoute();
+      if (method === 'REGISTER' && config.dispatcher.path) ctx.addPath();
+      return initialDestination(ctx);
+    },
+  });
+}

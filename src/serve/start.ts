@@ -1,0 +1,251 @@
+/**
+ * `sipctl serve`, assembled: the store is migrated, the address table and the dispatcher
+ * sets are loaded into RAM, the transports bind, the control socket opens, probing starts.
+ * Returns a handle whose close() stops everything in the reverse order.
+ *
+ * This is the only place that knows every part; the parts know only their interfaces.
+ */
+import { isIP } from 'node:net';
+import { AddressTableHolder } from '../acl/load.js';
+import type { ProxyConfig } from '../config/schema.js';
+import { startControlServer, type ControlServer } from '../control/index.js';
+import {
+  DispatcherHolder,
+  Prober,
+  isProbeBranch,
+  parseAlgorithm,
+  parseDestinationUri,
+  SipResolver,
+  dispatcherControlHandlers,
+  systemClock,
+  type Algorithm,
+} from '../dispatcher/index.js';
+import { SipctlError, usageError } from '../errors.js';
+import { Logger } from '../log/logger.js';
+import { ProxyCore } from '../proxy/core.js';
+import type { Dispatch } from '../proxy/services.js';
+import { createDefaultRoute } from '../route/default.js';
+import type { Route } from '../route/api.js';
+import { openStore } from '../store/index.js';
+import { createTransport, formatListenSpec, parseListenSpec } from '../transport/index.js';
+import type { Target, Transport } from '../transport/types.js';
+
+export interface RunningProxy {
+  readonly config: ProxyConfig;
+  readonly core: ProxyCore;
+  readonly transport: Transport;
+  readonly logger: Logger;
+  /** "udp:127.0.0.1:5060", ... as bound. */
+  readonly listeners: string[];
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  logger?: Logger;
+  /** A routing script to use instead of the default route. */
+  route?: (deps: { config: ProxyConfig; logger: Logger }) => Route;
+}
+
+export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): Promise<RunningProxy> {
+  const logger = opts.logger ?? new Logger({ level: config.log.level });
+  const started = Date.now();
+  const listenSpecs = config.listen.map((l) => parseListenSpec(l));
+  const rules = config.dispatcher.rules.map((r) => ({ ...r, parsed: parseAlgorithm(r.algorithm) }));
+
+  // ---- the store: migrated on open so a fresh machine just works
+  const store = openStore(config.db);
+  const closers: Array<() => unknown> = [() => store.close()];
+  try {
+    // ---- the address table
+    const acl = new AddressTableHolder();
+    const aclReport = await acl.reload(config.db);
+    logger.info('address table loaded', { entries: aclReport.total, groups: aclReport.groups.length, ms: aclReport.ms });
+    if (aclReport.total === 0) {
+      logger.warn('the address table is empty: every request will get 401 until you add entries and reload (sipctl address add ...; sipctl address reload)');
+    }
+
+    // ---- the dispatcher
+    const resolver = new SipResolver();
+    const dispatcher = new DispatcherHolder({
+      resolver,
+      onStateChange: (c) => logger.info('destination state changed', { set: c.setid, uri: c.uri, from: c.from, to: c.to, reason: c.reason }),
+      log: (line) => logger.info(line),
+    });
+    closers.push(() => dispatcher.close());
+    const dsReport = await dispatcher.reload(store.dispatcher.list());
+    logger.info('dispatcher sets loaded', { destinations: dsReport.total, sets: dsReport.sets.length, ms: dsReport.ms });
+
+    // Next hops we admit without address entries: every resolved destination address and
+    // port (like Kamailio's ds_is_from_list, which matches address, port and protocol).
+    let nextHops = new Set<string>();
+    const rebuildNextHops = (): void => {
+      const s = new Set<string>();
+      for (const setid of dispatcher.current.setIds()) {
+        for (const d of dispatcher.current.set(setid)?.destinations ?? []) for (const t of d.targets) s.add(`${t.address}:${t.port}`);
+      }
+      nextHops = s;
+    };
+    rebuildNextHops();
+    dispatcher.onSwap(rebuildNextHops);
+
+    // ---- the --forward next hop: resolved now and when its DNS answer expires
+    let forwardTarget: Target | undefined;
+    let forwardTimer: NodeJS.Timeout | undefined;
+    if (config.forward !== undefined) {
+      const uri = parseDestinationUri(config.forward);
+      const resolveForward = async (): Promise<number> => {
+        const r = await resolver.resolve(uri.parsed, uri.explicitTransport);
+        const first = r.targets[0];
+        if (first === undefined) throw new SipctlError('E_FORWARD_RESOLVE', `--forward ${config.forward}: no address found`);
+        forwardTarget = first;
+        return r.ttlSeconds ?? config.dispatcher.dnsRefreshS;
+      };
+      try {
+        const ttl = await resolveForward();
+        if (isIP(uri.parsed.host) === 0 && Number.isFinite(ttl)) {
+          const again = (seconds: number): void => {
+            forwardTimer = setTimeout(() => {
+              resolveForward().then(again, (err: unknown) => {
+                logger.warn('re-resolving the --forward target failed; keeping the previous address', { error: String(err) });
+                again(30);
+              });
+            }, Math.max(1, seconds) * 1000);
+            forwardTimer.unref();
+          };
+          again(ttl);
+        }
+      } catch (err) {
+        if (err instanceof SipctlError) throw err;
+        throw usageError('E_FORWARD_RESOLVE', `--forward ${config.forward}: ${(err as Error).message}`);
+      }
+      closers.push(() => clearTimeout(forwardTimer));
+    }
+
+    // ---- the core and its route
+    const algorithms = new Map<string | number, Algorithm>();
+    for (const r of rules) algorithms.set(r.algorithm, r.parsed);
+    let prober: Prober | undefined;
+    const dispatch: Dispatch = {
+      select(setid, algorithm, key) {
+        let alg = algorithms.get(algorithm);
+        if (alg === undefined) {
+          alg = parseAlgorithm(algorithm);
+          algorithms.set(algorithm, alg);
+        }
+        const d = dispatcher.current.select(setid, alg, key);
+        return d === null ? null : { uri: d.uri, targets: d.targets };
+      },
+      isNextHop: (address, port) => nextHops.has(`${address.startsWith('::ffff:') ? address.slice(7) : address}:${port}`),
+      handleProbeResponse: (branch, status) => isProbeBranch(branch) && prober !== undefined && prober.handleResponse(branch, status),
+    };
+    const route = opts.route?.({ config, logger }) ??
+      createDefaultRoute({ config, logger, forwardTarget: config.forward === undefined ? undefined : () => forwardTarget });
+    const core = new ProxyCore({
+      config,
+      route,
+      acl: { match: (address, port, groups) => acl.current.match(address, port, groups) },
+      dispatch,
+      logger,
+    });
+    core.setForwardTarget(() => forwardTarget);
+
+    // ---- the transports
+    const transport = await createTransport({
+      listen: listenSpecs,
+      onMessage: core.onInbound,
+      onError: (err, ctx) =>
+        logger.limited('debug', `transport.${ctx.operation}`, 'transport error', {
+          op: ctx.operation,
+          proto: ctx.protocol,
+          peer: ctx.remoteAddress === undefined ? undefined : `${ctx.remoteAddress}:${ctx.remotePort}`,
+          error: err instanceof Error ? err.message : String(err),
+        }),
+      tcpIdleTimeoutMs: config.tcp.idleTimeoutS * 1000,
+      tcpConnectTimeoutMs: config.tcp.connectTimeoutMs,
+      maxTcpConnections: config.tcp.maxConnections,
+    });
+    closers.push(() => transport.close());
+    core.attach(transport);
+    const listeners = transport.listeners.map((l) => formatListenSpec(l));
+
+    // ---- health probing
+    prober = new Prober(dispatcher, {
+      io: {
+        send: (target, bytes) => transport.send(target, bytes),
+        localVia: (target) => {
+          const l = transport.listenerFor(target);
+          const listener = l ?? transport.listeners[0]!;
+          return { transport: listener.protocol === 'tcp' ? 'TCP' : 'UDP', host: listener.address, port: listener.port };
+        },
+        now: systemClock.now,
+        setTimeout: systemClock.setTimeout,
+        clearTimeout: systemClock.clearTimeout,
+      },
+      config: config.dispatcher.probe,
+      sets: Object.fromEntries(Object.entries(config.dispatcher.probeSets).map(([k, v]) => [Number(k), v])),
+    });
+    prober.start();
+    const runningProber = prober;
+    closers.push(() => runningProber.stop());
+
+    // ---- the control socket
+    const control: ControlServer = await startControlServer(
+      config.control,
+      {
+        'address.reload': async () => acl.reload(config.db),
+        'address.dump': () => {
+          const t = acl.current;
+          return { groups: t.groupCounts(), total: t.size, entries: t.entries() };
+        },
+        'address.test': (args) => {
+          const ip = String(args.ip ?? '');
+          const port = args.port === undefined ? 0 : Number(args.port);
+          const group = args.group === undefined || args.group === null ? null : [Number(args.group)];
+          return { match: acl.current.match(ip, port, group) };
+        },
+        ...dispatcherControlHandlers(dispatcher, () => store.dispatcher.list(), {
+          isProbed: (setid) => runningProber.isProbed(setid),
+        }),
+        status: () => ({
+          pid: process.pid,
+          uptimeS: Math.round((Date.now() - started) / 1000),
+          listeners,
+          stats: core.stats,
+          transport: transport.stats(),
+          pairing: core.pairing.size,
+        }),
+      },
+      { onHandlerError: (cmd, err) => logger.error('control command failed', { cmd, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }) },
+    );
+    closers.push(() => control.close());
+
+    let closing: Promise<void> | undefined;
+    return {
+      config,
+      core,
+      transport,
+      logger,
+      listeners,
+      close: () =>
+        (closing ??= (async () => {
+          for (const c of closers.reverse()) {
+            try {
+              await c();
+            } catch {
+              // keep closing the rest
+            }
+          }
+          logger.flushSync();
+        })()),
+    };
+  } catch (err) {
+    for (const c of closers.reverse()) {
+      try {
+        await c();
+      } catch {
+        // keep closing the rest
+      }
+    }
+    throw err;
+  }
+}
