@@ -177,8 +177,7 @@ export class ProxyCore {
       void msg.from;
       void msg.to;
       void msg.callId;
-      const cseq = msg.cseq;
-      if (cseq.method !== msg.method) throw new SipParseError('CSeq method does not match the request method');
+      void msg.cseq; // also checks the CSeq method against the request method (§8.1.1.5)
       void msg.maxForwards;
     } catch (err) {
       if (err instanceof SipParseError) return { status: 400, reason: `Bad Request (${err.reason})` };
@@ -196,6 +195,8 @@ export class ProxyCore {
       }
       throw err;
     }
+    // §19.1.5: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.? escruri).
+    if (msg.uri.headers.size > 0) return { status: 400, reason: 'Bad Request (headers in the Request-URI)' };
     // §16.3 item 5: we support no extension a Proxy-Require could name.
     const pr = msg.headerValues('proxy-require');
     if (pr.length > 0 && msg.method !== 'ACK' && msg.method !== 'CANCEL') {

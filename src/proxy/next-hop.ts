@@ -18,7 +18,7 @@ export type NextHop =
 
 /** Where a URI says to send (maddr, host, port, transport), without any lookup. */
 export function nextHopOf(uri: SipUri): NextHop {
-  if (uri.scheme === 'tel') return { kind: 'unsupported', why: 'a tel URI is not a next hop' };
+  if (uri.scheme === 'tel' || uri.scheme === 'absolute') return { kind: 'unsupported', why: `a ${uri.scheme} URI is not a next hop` };
   if (uri.scheme === 'sips') return { kind: 'unsupported', why: 'sips (TLS) is not supported' };
   const t = uri.transport;
   let protocol: Protocol;

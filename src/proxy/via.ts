@@ -63,7 +63,8 @@ export function receivedEdits(via: Via, sourceAddress: string, sourcePort: numbe
 export function statelessBranch(msg: SipMessage, incoming: Via | undefined): string {
   const h = new Hasher();
   if (incoming !== undefined) {
-    if (incoming.branch !== undefined && incoming.branch.startsWith(MAGIC_COOKIE)) {
+    // A branch that is only the cookie (RFC 4475 badbranch) identifies nothing.
+    if (incoming.branch !== undefined && incoming.branch.length > MAGIC_COOKIE.length && incoming.branch.startsWith(MAGIC_COOKIE)) {
       h.add(incoming.branch);
     } else {
       // RFC 2543 peer: no usable branch; its sent-by identifies it.
@@ -114,6 +115,8 @@ export function responseTarget(via: Via, connectionId?: number): Target | undefi
   if (via.maddr !== undefined && protocol === 'udp') address = via.maddr;
   if (via.received === undefined && via.hostType === 'name' && via.maddr === undefined) return undefined;
   if (address.indexOf(':') < 0 && !/^[0-9.]+$/.test(address)) return undefined;
+  // Never to a broadcast or unspecified address (RFC 4475 §3.3.? bcast): drop instead.
+  if (address === '255.255.255.255' || address === '0.0.0.0' || address === '::') return undefined;
   const port = typeof via.rport === 'number' ? via.rport : (via.port ?? 5060);
   return connectionId === undefined ? { protocol, address, port } : { protocol, address, port, connectionId };
 }

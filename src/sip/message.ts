@@ -210,18 +210,25 @@ export class SipMessage {
     return this._callId;
   }
 
+  /** For a request, the CSeq method must be the request's method (§8.1.1.5). */
   get cseq(): { seq: number; method: string } {
-    return (this._cseq ??= parseCSeq(this.single('cseq', 'CSeq')));
+    if (this._cseq === undefined) {
+      const c = parseCSeq(this.single('cseq', 'CSeq'));
+      if (this.isRequest && c.method !== this.method) throw new SipParseError('CSeq method does not match the request method');
+      this._cseq = c;
+    }
+    return this._cseq;
   }
 
-  /** undefined when absent. §20.22: 0..255 (we accept any 1..10 digit number and clamp nothing). */
+  /** undefined when absent; §20.22 / §25.1: one field, 1*DIGIT, 0..255. */
   get maxForwards(): number | undefined {
     if (this._maxForwards === null) {
       const i = this.fieldIndex('max-forwards');
       if (i < 0) this._maxForwards = undefined;
       else {
+        if (this.fieldIndex('max-forwards', i + 1) >= 0) throw new SipParseError('more than one Max-Forwards header');
         const v = this.fieldValue(i);
-        if (!/^[0-9]{1,10}$/.test(v)) throw new SipParseError('Max-Forwards is not a number');
+        if (!/^[0-9]{1,10}$/.test(v) || Number(v) > 255) throw new SipParseError('Max-Forwards is not a number from 0 to 255');
         this._maxForwards = Number(v);
       }
     }

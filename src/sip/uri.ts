@@ -10,7 +10,11 @@
 import { SipParseError } from './errors.js';
 import { isIPv4, isIPv6 } from 'node:net';
 
-export type UriScheme = 'sip' | 'sips' | 'tel';
+/**
+ * 'absolute' is any other scheme (RFC 3261 §25.1 absoluteURI), allowed in From, To and
+ * Contact (RFC 4475 §3.3.4): kept as text in `absolute`, never routed to.
+ */
+export type UriScheme = 'sip' | 'sips' | 'tel' | 'absolute';
 export type HostType = 'ipv4' | 'ipv6' | 'name';
 
 export class SipUri {
@@ -25,6 +29,8 @@ export class SipUri {
   /** Lower-case names; values %-unescaped; null for a parameter without a value (`;lr`). */
   params: Map<string, string | null>;
   headers: Map<string, string>;
+  /** For scheme 'absolute': the URI as written. */
+  absolute: string | undefined;
 
   constructor(init: {
     scheme: UriScheme;
@@ -35,6 +41,7 @@ export class SipUri {
     port?: number;
     params?: Map<string, string | null>;
     headers?: Map<string, string>;
+    absolute?: string;
   }) {
     this.scheme = init.scheme;
     this.user = init.user;
@@ -44,6 +51,7 @@ export class SipUri {
     this.port = init.port;
     this.params = init.params ?? new Map();
     this.headers = init.headers ?? new Map();
+    this.absolute = init.absolute;
   }
 
   /** The `transport` URI parameter, lower case, or undefined. */
@@ -59,6 +67,7 @@ export class SipUri {
   }
 
   toString(): string {
+    if (this.scheme === 'absolute') return this.absolute ?? '';
     if (this.scheme === 'tel') {
       return `tel:${escape(this.user ?? '', TEL_SAFE)}${paramsToString(this.params)}`;
     }
@@ -90,6 +99,7 @@ export class SipUri {
       port: this.port,
       params: new Map(this.params),
       headers: new Map(this.headers),
+      absolute: this.absolute,
     });
   }
 }
@@ -215,6 +225,22 @@ function parseUriParams(text: string, what: string): Map<string, string | null> 
     params.set(name, value);
   }
   return params;
+}
+
+/**
+ * A URI in a From, To or Contact: SIP, SIPS and tel as parseUri, any other scheme as an
+ * opaque absoluteURI (scheme ":" then no white space).
+ */
+export function parseHeaderUri(text: string): SipUri {
+  const s = text.trim();
+  const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):(\S+)$/.exec(s);
+  if (m !== null) {
+    const scheme = m[1]!.toLowerCase();
+    if (scheme !== 'sip' && scheme !== 'sips' && scheme !== 'tel') {
+      return new SipUri({ scheme: 'absolute', host: '', hostType: 'name', absolute: s });
+    }
+  }
+  return parseUri(s);
 }
 
 export function parseUri(text: string): SipUri {

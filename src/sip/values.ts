@@ -10,7 +10,7 @@
  * value or fill in rport need byte ranges, not just values.
  */
 import { SipParseError } from './errors.js';
-import { parseHostPort, parseUri, unescapeUriPart, type HostType, type SipUri } from './uri.js';
+import { parseHeaderUri, parseHostPort, unescapeUriPart, type HostType, type SipUri } from './uri.js';
 
 export type Params = Map<string, string | null>;
 
@@ -289,7 +289,13 @@ export function parseNameAddr(raw: string, start: number, end: number, base: num
     }
     if (lt >= 0) {
       const dn = raw.slice(sc.i, lt).replace(/[\r\n]+/g, ' ').trim();
-      if (dn.length > 0) displayName = utf8(dn.replace(/\s+/g, ' '));
+      if (dn.length > 0) {
+        // display-name = *(token LWS) / quoted-string (§25.1): unquoted, only tokens.
+        if (!/^[A-Za-z0-9\-.!%*_+`'~]+(?:[ \t]+[A-Za-z0-9\-.!%*_+`'~]+)*$/.test(dn)) {
+          throw new SipParseError(`${what}: display name with characters that need quotes`);
+        }
+        displayName = utf8(dn.replace(/\s+/g, ' '));
+      }
     }
   }
   let paramsFrom: number;
@@ -310,7 +316,7 @@ export function parseNameAddr(raw: string, start: number, end: number, base: num
   if (uriText.length === 0) throw new SipParseError(`${what}: empty URI`);
   let uri: SipUri;
   try {
-    uri = parseUri(utf8(uriText));
+    uri = parseHeaderUri(utf8(uriText));
   } catch (err) {
     if (err instanceof SipParseError) throw new SipParseError(`${what}: ${err.reason}`);
     throw err;
