@@ -52,6 +52,21 @@ describe('sipctl migrate', () => {
     expect(existsSync(fromFlag)).toBe(true);
   });
 
+  it('several sipctl processes opening a fresh database at once apply each migration exactly once', async () => {
+    const db = join(tempDir(), 'sipctl.db');
+    const runs = await Promise.all(
+      Array.from({ length: 6 }, (_, i) => runCli(['address', 'add', '1', `10.0.0.${i}`, '--db', db])),
+    );
+    for (const r of runs) expect([r.code, r.stderr]).toEqual([0, '']);
+    const raw = new BetterSqlite3(db, { readonly: true });
+    try {
+      expect(raw.prepare('SELECT version FROM schema_migrations ORDER BY version').pluck().all()).toEqual([1, 2]);
+      expect(raw.prepare('SELECT count(*) FROM address').pluck().get()).toBe(6);
+    } finally {
+      raw.close();
+    }
+  });
+
   it('prints JSON with --json', async () => {
     const db = join(tempDir(), 'sipctl.db');
     const r = await runCli(['migrate', '--db', db, '--json']);
