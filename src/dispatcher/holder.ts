@@ -52,6 +52,9 @@ export class DispatcherHolder {
   private readonly swapListeners = new Set<(sets: DispatcherSets) => void>();
   private refreshes = new Map<string, Refresh>();
   private queue: Promise<unknown> = Promise.resolve();
+  /** Resolved target addresses, and address|port pairs, of every destination (isNextHop). */
+  private hopAddresses = new Set<string>();
+  private hopAddressPorts = new Set<string>();
   private closed = false;
 
   constructor(options: HolderOptions = {}) {
@@ -133,6 +136,7 @@ export class DispatcherHolder {
     if (this.closed) throw failed('the dispatcher is closed');
 
     this.sets = next; // the swap: one reference assignment
+    this.indexNextHops();
     for (const change of next.pendingChanges) this.onStateChange?.(change);
     next.pendingChanges.length = 0;
     this.rescheduleRefreshes(names);
@@ -182,7 +186,30 @@ export class DispatcherHolder {
       d.targets = resolution.targets;
       d.resolvedVia = resolution.via;
     }
+    this.indexNextHops();
     this.scheduleRefresh(k, r, resolution.ttlSeconds);
+  }
+
+  /**
+   * Whether a message from address[:port] comes from one of our destinations (Kamailio
+   * ds_is_from_list). Port 0 or undefined matches any port. One Set lookup.
+   */
+  isNextHop(address: string, port?: number): boolean {
+    if (port === undefined || port === 0) return this.hopAddresses.has(address);
+    return this.hopAddressPorts.has(`${address}|${port}`);
+  }
+
+  private indexNextHops(): void {
+    const addresses = new Set<string>();
+    const pairs = new Set<string>();
+    for (const d of this.sets.all()) {
+      for (const t of d.targets) {
+        addresses.add(t.address);
+        pairs.add(`${t.address}|${t.port}`);
+      }
+    }
+    this.hopAddresses = addresses;
+    this.hopAddressPorts = pairs;
   }
 
   /** Stops DNS refresh timers. */

@@ -21,3 +21,4 @@ export {
 } from './probe.js';
 export { dumpSets, kamailioStateLetters, type Dump, type DumpDestination } from './dump.js';
 export { dispatcherControlHandlers, type DispatcherControlHandlers } from './control.js';
+export { createDispatch, type DispatchService } from './dispatch.js';

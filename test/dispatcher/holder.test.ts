@@ -169,3 +169,24 @@ describe('dump', () => {
     expect(JSON.parse(JSON.stringify(dump))).toEqual(dump);
   });
 });
+
+describe('createDispatch (what the proxy core calls)', () => {
+  it('selects through the current sets, knows its next hops, and routes probe answers', async () => {
+    const { createDispatch } = await import('../../src/dispatcher/dispatch.js');
+    const { holder } = setup();
+    await holder.reload([row(1, 'sip:10.0.0.1:5070'), row(1, 'sip:[2001:db8::5];transport=tcp')]);
+    const dispatch = createDispatch(holder);
+    expect(dispatch.select(1, 4, KEY)!.uri).toBe('sip:10.0.0.1:5070');
+    expect(dispatch.select(1, 'round-robin', KEY)!.targets).toEqual([{ protocol: 'tcp', address: '2001:db8::5', port: 5060 }]);
+    expect(dispatch.isNextHop('10.0.0.1', 5070)).toBe(true);
+    expect(dispatch.isNextHop('10.0.0.1', 5071)).toBe(false);
+    expect(dispatch.isNextHop('10.0.0.1')).toBe(true); // any port (a PBX's TCP connection)
+    expect(dispatch.isNextHop('2001:db8::5', 0)).toBe(true);
+    expect(dispatch.isNextHop('10.0.0.2')).toBe(false);
+    expect(dispatch.handleProbeResponse('z9hG4bKsipctlp.1.abc', 200)).toBe(true);
+    expect(dispatch.handleProbeResponse('z9hG4bKother', 200)).toBe(false);
+    await holder.reload([row(1, 'sip:10.0.0.2')]);
+    expect(dispatch.isNextHop('10.0.0.1')).toBe(false);
+    expect(dispatch.isNextHop('10.0.0.2', 5060)).toBe(true);
+  });
+});
