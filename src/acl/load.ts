@@ -1,0 +1,106 @@
+/**
+ * Loading the address table without blocking the proxy, and swapping it in whole.
+ *
+ * The rows are read and the table is built in a worker thread (load-worker.ts); the typed
+ * arrays come back by transfer, and the proxy's thread only wraps them. The proxy keeps
+ * matching against the current table the whole time; the swap is one reference assignment,
+ * so every message is checked wholly against the old table or wholly against the new one
+ * (Kamailio's permissions module likewise builds the new table beside the active one and flips
+ * a pointer on `permissions.addressReload`).
+ */
+import { SipctlError } from '../errors.js';
+import type { LoadWorkerReply } from './load-worker.js';
+import { AddressTable, type GroupCount } from './table.js';
+import { startLoadWorker } from './worker-start.js';
+
+export interface ReloadReport {
+  groups: GroupCount[];
+  total: number;
+  /** Wall time of the load, worker start to table ready, in milliseconds. */
+  ms: number;
+}
+
+function reloadFailed(reason: string, cause?: unknown): SipctlError {
+  return new SipctlError('E_ACL_RELOAD_FAILED', `address table reload failed: ${reason}`, { cause });
+}
+
+/**
+ * Reads the `address` table of the SQLite file at `dbPath` (read-only) and builds a table, in a
+ * worker thread. Rejects with E_ACL_RELOAD_FAILED and the reason (missing file, no `address`
+ * table, a bad row, ...); the `cause` carries the underlying code (E_ACL_BAD_ROW, ...).
+ */
+export function loadAddressTable(dbPath: string): Promise<{ table: AddressTable; ms: number }> {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    let worker;
+    try {
+      worker = startLoadWorker(dbPath);
+    } catch (err) {
+      reject(reloadFailed((err as Error).message, err));
+      return;
+    }
+    let settled = false;
+    const settle = (outcome: () => void): void => {
+      if (settled) return;
+      settled = true;
+      outcome();
+    };
+    worker.once('message', (reply: LoadWorkerReply) => {
+      settle(() => {
+        if (reply.ok) {
+          const table = new AddressTable(reply.parts);
+          resolve({ table, ms: performance.now() - started });
+        } else {
+          reject(reloadFailed(reply.message, new SipctlError(reply.code, reply.message)));
+        }
+      });
+    });
+    worker.once('error', (err: Error) => settle(() => reject(reloadFailed(err.message, err))));
+    worker.once('exit', (code) => settle(() => reject(reloadFailed(`the load worker exited (code ${code}) without a table`))));
+  });
+}
+
+/**
+ * The address table in use, and its reloads. `current` is what the proxy matches against;
+ * `reload` replaces it only when the new table is wholly built.
+ */
+export class AddressTableHolder {
+  current: AddressTable;
+  private tail: Promise<unknown> = Promise.resolve();
+  private waiting: { dbPath: string; report: Promise<ReloadReport> } | null = null;
+
+  constructor(initial: AddressTable = AddressTable.empty()) {
+    this.current = initial;
+  }
+
+  /**
+   * Loads the table from `dbPath` and swaps it in. Reloads run one at a time: one asked for
+   * while another runs waits for it (it must see rows written since), and any further ones
+   * asked for meanwhile join the waiting one rather than queue up. A failed reload keeps the
+   * current table and rejects with the reason.
+   */
+  reload(dbPath: string): Promise<ReloadReport> {
+    if (this.waiting && this.waiting.dbPath === dbPath) return this.waiting.report;
+    const request: { dbPath: string; report: Promise<ReloadReport> } = { dbPath, report: Promise.resolve(null as never) };
+    const run = async (): Promise<ReloadReport> => {
+      if (this.waiting === request) this.waiting = null;
+      let loaded;
+      try {
+        loaded = await loadAddressTable(dbPath);
+      } catch (err) {
+        const e = err as SipctlError;
+        throw new SipctlError(
+          'E_ACL_RELOAD_FAILED',
+          `${e.message}; still using the previous table (${this.current.size} entries)`,
+          { cause: e.cause ?? e },
+        );
+      }
+      this.current = loaded.table;
+      return { groups: loaded.table.groupCounts(), total: loaded.table.size, ms: Math.round(loaded.ms * 10) / 10 };
+    };
+    request.report = this.tail.then(run, run);
+    this.tail = request.report.catch(() => undefined);
+    this.waiting = request;
+    return request.report;
+  }
+}
