@@ -146,6 +146,26 @@ async function reloadAfterWrite(opts: ControlOption, done: string): Promise<Addr
   }
 }
 
+/**
+ * --json on a write: one document, with `reload` added when --reload succeeded. When the
+ * reload fails the document is still printed (without `reload`) before the error, so a
+ * script learns what was written either way.
+ */
+async function printJsonWithReload(written: Record<string, unknown>, opts: ControlOption & { reload?: boolean }, done: string): Promise<void> {
+  if (!opts.reload) {
+    printJson(written);
+    return;
+  }
+  let reload: AddressReloadResult;
+  try {
+    reload = await reloadAfterWrite(opts, done);
+  } catch (err) {
+    printJson(written);
+    throw err;
+  }
+  printJson({ ...written, reload });
+}
+
 // ---- commands ------------------------------------------------------------------------------
 
 interface AddOptions extends DbOption, ControlOption, JsonOption {
@@ -166,9 +186,9 @@ async function addCommand(
   const added: AddressEntryView = { id, grp: entry.grp, ipAddr: entry.ipAddr, mask: entry.mask, port: entry.port, tag: entry.tag };
   if (entry.note !== undefined) process.stderr.write(`sipctl: note: ${entry.note}\n`);
 
+  const written = { ...added, note: entry.note ?? null };
   if (opts.json) {
-    const reload = opts.reload ? await reloadAfterWrite(opts, `added id ${id}`) : undefined;
-    printJson({ ...added, note: entry.note ?? null, ...(reload ? { reload } : {}) });
+    await printJsonWithReload(written, opts, `added id ${id}`);
     return;
   }
   printLine(`added ${describeEntry(added)}`);
@@ -216,8 +236,7 @@ async function rmCommand(
   }
 
   if (opts.json) {
-    const reload = opts.reload ? await reloadAfterWrite(opts, what) : undefined;
-    printJson({ removed, ...(reload ? { reload } : {}) });
+    await printJsonWithReload({ removed }, opts, what);
     return;
   }
   for (const e of removed) printLine(`removed ${describeEntry(e)}`);
@@ -232,21 +251,27 @@ interface ListOptions extends DbOption, JsonOption {
 function listCommand(opts: ListOptions): void {
   const grp = parseGroupOption(opts.group);
   const limit = parseLimit(opts.limit);
-  withStore(opts, (store) => {
-    const total = store.address.count(grp);
-    // The cursor is opened only where it is read to the end (or closed by `break`): an open
-    // cursor keeps the connection busy and close() would refuse.
-    if (opts.json) {
-      printJsonList({ total }, 'entries', map(store.address.iterate(grp), entryView));
-      return;
-    }
-    if (total === 0) {
-      printLine(grp === undefined ? 'no address entries' : `no address entries in group ${grp}`);
-      return;
-    }
-    printEntries(map(store.address.iterate(grp), entryView), total, limit);
-    printLine(`${plural(total, 'entry', 'entries')}${grp === undefined ? '' : ` in group ${grp}`}`);
-  });
+  withStore(opts, (store) =>
+    // One read transaction: the total and the rows come from the same snapshot even while
+    // another sipctl writes.
+    store.db.transaction(() => listFrom(store, grp, limit, opts.json === true))(),
+  );
+}
+
+function listFrom(store: Store, grp: number | undefined, limit: number, json: boolean): void {
+  const total = store.address.count(grp);
+  // The cursor is opened only where it is read to the end (or closed by `break`): an open
+  // cursor keeps the connection busy and close() would refuse.
+  if (json) {
+    printJsonList({ total }, 'entries', map(store.address.iterate(grp), entryView));
+    return;
+  }
+  if (total === 0) {
+    printLine(grp === undefined ? 'no address entries' : `no address entries in group ${grp}`);
+    return;
+  }
+  printEntries(map(store.address.iterate(grp), entryView), total, limit);
+  printLine(`${plural(total, 'entry', 'entries')}${grp === undefined ? '' : ` in group ${grp}`}`);
 }
 
 function* map<A, B>(items: Iterable<A>, fn: (a: A) => B): Generator<B> {

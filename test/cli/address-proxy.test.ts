@@ -97,6 +97,16 @@ describe('sipctl address: talking to the proxy', () => {
     expect(loadFrom(db).entries.map((e) => e.id)).toEqual([2, 1, 3]);
   });
 
+  it('add --json --reload with no proxy still prints the written entry as JSON, then the error', async () => {
+    const db = seeded();
+    const nowhere = join(tempDir(), 'nobody.sock');
+    const r = await runCli(['address', 'add', '300', '172.16.0.1', '--json', '--reload', '--db', db, '--control', nowhere]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toEqual({ id: 3, grp: 300, ipAddr: '172.16.0.1', mask: 32, port: 0, tag: null, note: null });
+    expect(stderrLines(r)).toHaveLength(1);
+    expect(stderrLines(r)[0]).toContain('added id 3 (saved in the database), but the proxy was not reloaded');
+  });
+
   it('reload prints the per-group counts and the time; --json the result as is', async () => {
     const db = seeded();
     const proxy = await fakeProxy(db);
