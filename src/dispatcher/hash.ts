@@ -19,13 +19,15 @@ export function hashString(s: string): number {
 /**
  * Hash of a SIP URI's identity, the way Kamailio's ds_hash_fromuri/touri/ruri see it:
  * user, host and port, not the scheme, parameters or headers; port 5060 counts as no port.
- * Accepts a bare URI or one in angle brackets (`<sip:a@b>;tag=x`): it stops at the first
+ * Accepts a bare URI or a name-addr (`"A" <sip:a@b>;tag=x`): it stops at the first
  * ';', '?' or '>' after the host. The host part is folded to lower case (RFC 3261 §19.1.4).
  */
 export function hashUri(s: string): number {
-  let i = 0;
   const n = s.length;
-  while (i < n && (s.charCodeAt(i) === 32 || s.charCodeAt(i) === 60 /* < */)) i++;
+  // A name-addr ("Alice" <sip:...>;tag=x): the URI is inside the brackets.
+  const lt = s.indexOf('<');
+  let i = lt >= 0 ? lt + 1 : 0;
+  while (i < n && s.charCodeAt(i) === 32) i++;
   // Skip a scheme: "sip:", "sips:", "tel:" (a ':' within the first 5 characters).
   for (let j = i; j < n && j < i + 5; j++) {
     if (s.charCodeAt(j) === 58 /* : */) {

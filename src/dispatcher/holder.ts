@@ -195,6 +195,8 @@ export class DispatcherHolder {
    * ds_is_from_list). Port 0 or undefined matches any port. One Set lookup.
    */
   isNextHop(address: string, port?: number): boolean {
+    // A dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d.
+    if (address.startsWith('::ffff:') && address.indexOf('.') > 0) address = address.slice(7);
     if (port === undefined || port === 0) return this.hopAddresses.has(address);
     return this.hopAddressPorts.has(`${address}|${port}`);
   }

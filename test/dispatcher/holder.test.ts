@@ -181,6 +181,7 @@ describe('createDispatch (what the proxy core calls)', () => {
     expect(dispatch.isNextHop('10.0.0.1', 5070)).toBe(true);
     expect(dispatch.isNextHop('10.0.0.1', 5071)).toBe(false);
     expect(dispatch.isNextHop('10.0.0.1')).toBe(true); // any port (a PBX's TCP connection)
+    expect(dispatch.isNextHop('::ffff:10.0.0.1', 5070)).toBe(true); // as a dual-stack socket reports it
     expect(dispatch.isNextHop('2001:db8::5', 0)).toBe(true);
     expect(dispatch.isNextHop('10.0.0.2')).toBe(false);
     expect(dispatch.handleProbeResponse('z9hG4bKsipctlp.1.abc', 200)).toBe(true);

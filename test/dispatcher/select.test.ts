@@ -143,6 +143,7 @@ describe('hash algorithms (0-3)', () => {
       const p = pick(`sip:${user}@example.com`);
       expect(pick(`<sip:${user}@EXAMPLE.com:5060;transport=udp>`)).toBe(p);
       expect(pick(`sip:${user}@example.com;user=phone?subject=x`)).toBe(p);
+      expect(pick(`"Alice ${i}" <sip:${user}@example.com>;tag=${i}`)).toBe(p);
     }
     expect(base).toBeDefined();
     // different users do land on different destinations
