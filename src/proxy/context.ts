@@ -117,7 +117,9 @@ export class RequestCtx implements RequestContext {
 
   dispatch(setid: number, algorithm: string | number): RequestDecision {
     const m = this.msg.method;
-    if (m === 'CANCEL' || m === 'ACK') {
+    // A retransmitted INVITE, its CANCEL and the ACK for a non-2xx response go where the
+    // INVITE went.
+    if (m === 'INVITE' || m === 'CANCEL' || m === 'ACK') {
       const paired = this.pairedTarget();
       if (paired !== undefined) return { action: 'forward', target: paired };
     }

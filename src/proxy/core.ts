@@ -251,7 +251,7 @@ export class ProxyCore {
     const indexes = ctx.remainingRouteIndexes ?? remaining.map((_r, i) => i);
     let nextUri: SipUri;
     if (remaining.length > 0 && !remaining[0]!.uri.params.has('lr') && target === undefined) {
-      msg.appendHeader('Route', `<${msg.requestUriText}>`);
+      msg.appendHeader('Route', `<${msg.currentUriText}>`);
       msg.setRequestUri(remaining[0]!.uri.toString());
       msg.removeValue('route', indexes[0]!);
       nextUri = remaining[0]!.uri;

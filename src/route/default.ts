@@ -25,7 +25,8 @@ export function createDefaultRoute(opts: DefaultRouteOptions): Route {
 
   function initialDestination(ctx: RequestContext): RequestDecision {
     if (opts.forwardTarget !== undefined) {
-      const paired = ctx.msg.method === 'CANCEL' || ctx.msg.method === 'ACK' ? ctx.pairedTarget() : undefined;
+      const m = ctx.msg.method;
+      const paired = m === 'INVITE' || m === 'CANCEL' || m === 'ACK' ? ctx.pairedTarget() : undefined;
       const target = paired ?? opts.forwardTarget();
       if (target === undefined) {
         return ctx.reply(config.dispatcher.noDestinationCode, config.dispatcher.noDestinationReason);

@@ -66,6 +66,7 @@ export class SipMessage {
   readonly index: HeaderIndex;
 
   private _uri: SipUri | undefined = undefined;
+  private _uriText: string | undefined = undefined;
   private _topVia: Via | undefined = undefined;
   private _vias: Via[] | undefined = undefined;
   private _from: NameAddr | undefined = undefined;
@@ -152,7 +153,12 @@ export class SipMessage {
 
   // ------------------------------------------------------------------ typed accessors
 
-  /** The parsed Request-URI (requests only). */
+  /** The Request-URI as it will be sent (after setRequestUri), as text. */
+  get currentUriText(): string {
+    return this._uriText ?? this.requestUriText;
+  }
+
+  /** The parsed Request-URI (requests only), as it will be sent. */
   get uri(): SipUri {
     if (this._uri === undefined) {
       if (!this.isRequest) throw new SipParseError('a response has no Request-URI');
@@ -374,9 +380,14 @@ export class SipMessage {
     this.edit(offset, offset, text);
   }
 
-  /** Change the Request-URI (RFC 3261 §16.6 step 2 and §16.4). */
+  /**
+   * Change the Request-URI (RFC 3261 §16.6 step 2 and §16.4). `uri` (the accessor) follows
+   * the change; `requestUriText` stays the Request-URI as received.
+   */
   setRequestUri(uri: string): void {
     if (!this.isRequest) throw new Error('setRequestUri on a response');
+    this._uri = parseUri(uri);
+    this._uriText = uri;
     // The start line is METHOD SP URI SP VERSION; its URI starts after the method and a space.
     const s = this.startLineOffset() + this.method.length + 1;
     this.edit(s, s + Buffer.byteLength(this.requestUriText, 'latin1'), uri);

@@ -20,7 +20,7 @@ export interface Received {
 
 abstract class Peer {
   protected readonly inbox: Received[] = [];
-  private waiters: Array<{ pred: (r: Received) => boolean; resolve: (r: Received) => void }> = [];
+  private waiters: Array<{ pred: (r: Received) => boolean; resolve: (r: Received) => void; cancel: () => void }> = [];
 
   protected deliver(raw: Buffer, address: string, port: number, socket?: Socket): void {
     let msg: SipMessage;
@@ -50,6 +50,10 @@ abstract class Peer {
           clearTimeout(timer);
           resolve(r);
         },
+        cancel: () => {
+          clearTimeout(timer);
+          reject(new Error('cancelled'));
+        },
       };
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((x) => x !== waiter);
@@ -67,6 +71,13 @@ abstract class Peer {
     } catch {
       return true;
     }
+  }
+
+  /** Stop every pending wait (they reject), so none of them swallows a later message. */
+  cancelWaits(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const x of w) x.cancel();
   }
 
   drain(): Received[] {
