@@ -220,26 +220,37 @@ export class DispatcherSets {
       }
       targets = [d];
     }
-    let changed = 0;
-    for (const d of targets) if (this.transition(d, state, reason, false)) changed++;
-    if (changed > 0) set.rebuild();
-    return changed;
+    const changes: StateChange[] = [];
+    for (const d of targets) {
+      const c = this.applyState(d, state, reason);
+      if (c !== null) changes.push(c);
+    }
+    if (changes.length > 0) set.rebuild();
+    // Reported once the set's tables agree with the new states.
+    for (const c of changes) this.ctx.onStateChange?.(c);
+    return changes.length;
   }
 
   /**
    * Moves one destination to `to`, resets its probe counters, rebuilds its set's tables and
    * reports the change. Returns false (and does nothing) when it is already in that state.
    */
-  transition(d: Destination, to: DestinationState, reason: string, rebuild = true): boolean {
+  transition(d: Destination, to: DestinationState, reason: string): boolean {
+    const change = this.applyState(d, to, reason);
+    if (change === null) return false;
+    this.sets.get(d.setid)?.rebuild();
+    this.ctx.onStateChange?.(change);
+    return true;
+  }
+
+  private applyState(d: Destination, to: DestinationState, reason: string): StateChange | null {
     const from = d.state;
-    if (from === to) return false;
+    if (from === to) return null;
     d.state = to;
     d.health.failures = 0;
     d.health.successes = 0;
     d.stats.stateSince = this.ctx.clock.now();
     d.stats.stateReason = reason;
-    if (rebuild) this.sets.get(d.setid)?.rebuild();
-    this.ctx.onStateChange?.({ setid: d.setid, uri: d.uri, from, to, reason });
-    return true;
+    return { setid: d.setid, uri: d.uri, from, to, reason };
   }
 }
