@@ -398,7 +398,7 @@ export function registerAddress(program: Command): void {
     .command('test')
     .description('which entry the running proxy matches for a source address (exit 1 when none)')
     .argument('<ip>', 'source address')
-    .argument('[port]', 'source port (default 0: the port does not matter)')
+    .argument('[port]', 'source port (default 0, which only entries for any port match)')
     .option('--group <n>', 'only entries of this group (default: any group)')
     .option('--json', 'print {ip, port, group, match}')
     .option('--control <path>', CONTROL_HELP)

@@ -48,8 +48,9 @@ export interface AddressDumpResult {
 }
 
 /**
- * `address.test` args. `port` 0 means "the port does not matter": the CLI sends it when the
- * person gave no port.
+ * `address.test` args: a source as the proxy would see it. The CLI sends `port` 0 when the
+ * person gave none; the table treats it like any other source port, so only entries with
+ * port 0 (any) can match it.
  */
 export interface AddressTestArgs {
   ip: string;
