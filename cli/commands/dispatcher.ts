@@ -31,6 +31,9 @@ interface JsonOption {
 
 const DB_HELP = 'SQLite database (default: $SIPCTL_DB or ./data/sipctl.db)';
 const CONTROL_HELP = "the running proxy's control socket (default: $SIPCTL_CONTROL or ./data/sipctl.sock)";
+// Taken by the proxy-facing subcommands too (as `sipctl address` does), so a script can pass
+// the same options to every call; the proxy itself reads the database it was started with.
+const DB_IGNORED_HELP = 'accepted like on every dispatcher command; the proxy reads the database it was started with';
 
 // ---- helpers -------------------------------------------------------------------------------
 
@@ -354,6 +357,7 @@ export function registerDispatcher(program: Command): void {
     .description('make the running proxy load the sets from the database (states of kept destinations survive)')
     .option('--json', 'print {sets: [{setid, count, active}], total, ms}')
     .option('--control <path>', CONTROL_HELP)
+    .option('--db <path>', DB_IGNORED_HELP)
     .action(reloadCommand);
 
   dispatcher
@@ -361,6 +365,7 @@ export function registerDispatcher(program: Command): void {
     .description('show what the running proxy holds: states, requests sent, last probe, resolved targets')
     .option('--json', 'print {sets: [{setid, destinations: [...]}]}')
     .option('--control <path>', CONTROL_HELP)
+    .option('--db <path>', DB_IGNORED_HELP)
     .action(dumpCommand);
 
   dispatcher
@@ -371,5 +376,6 @@ export function registerDispatcher(program: Command): void {
     .argument('<uri|all>', "a destination URI of the set, or 'all'")
     .option('--json', 'print {state, setid, uri, changed}')
     .option('--control <path>', CONTROL_HELP)
+    .option('--db <path>', DB_IGNORED_HELP)
     .action(setStateCommand);
 }

@@ -41,10 +41,8 @@ describe('sipctl dispatcher against a running control socket', () => {
     servers.push(await startControlServer(control, { ...dispatcherControlHandlers(holder, loadRows) }));
     const cli = (...args: string[]) => {
       const sub = args[0]!;
-      const opts = [
-        ...(['add', 'rm', 'list'].includes(sub) ? ['--db', db] : []),
-        ...(sub === 'list' ? [] : ['--control', control]),
-      ];
+      // Every subcommand takes --db (the proxy-facing ones ignore it); all but list take --control.
+      const opts = ['--db', db, ...(sub === 'list' ? [] : ['--control', control])];
       return runCli(['dispatcher', ...args, ...opts]);
     };
     return { db, control, holder, changes, cli };

@@ -57,8 +57,8 @@ describe('sipctl dispatcher: bad input', () => {
   ];
 
   it.concurrent.for(cases)('dispatcher %j → exit 2, one line, database unchanged', async ([args, said], { expect }) => {
-    // Database commands take --db, proxy commands --control (as `sipctl address` does).
-    const where = args[0] === 'set-state' ? ['--control', join(tmpdir(), 'sipctl-none.sock')] : ['--db', db];
+    // Every subcommand takes --db; the proxy-facing ones also --control (as `sipctl address` does).
+    const where = args[0] === 'set-state' ? ['--db', db, '--control', join(tmpdir(), 'sipctl-none.sock')] : ['--db', db];
     const r = await runCli(['dispatcher', ...args, ...where]);
     const lines = stderrLines(r);
     expect(r.code).toBe(2);
