@@ -58,7 +58,7 @@ export class RequestCtx implements RequestContext {
   }
 
   sourceAllowed(): boolean {
-    return this.core.sourceAllowed(this.source.address, this.source.port);
+    return this.core.sourceAllowed(this.source.address, this.source.port, this.source.protocol);
   }
 
   looseRoute(): boolean {

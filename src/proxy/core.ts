@@ -18,7 +18,7 @@ import { SipParseError } from '../sip/errors.js';
 import type { SipMessage } from '../sip/message.js';
 import { parseMessage } from '../sip/parse.js';
 import type { SipUri } from '../sip/uri.js';
-import type { Inbound, Listener, Target, Transport } from '../transport/types.js';
+import type { Inbound, Listener, Protocol, Target, Transport } from '../transport/types.js';
 import { RequestCtx } from './context.js';
 import { LocalAddresses } from './identity.js';
 import { NameCache, nextHopOf } from './next-hop.js';
@@ -432,14 +432,18 @@ export class ProxyCore {
 
   // ------------------------------------------------------------------ helpers for the context
 
-  /** Admission by the configured groups, and by being one of our own next hops. */
-  sourceAllowed(address: string, port: number): boolean {
+  /**
+   * Admission by the configured groups, and by being one of our own next hops (address and
+   * port; any port for a TCP peer, which connects from an ephemeral port).
+   */
+  sourceAllowed(address: string, port: number, protocol: Protocol = 'udp'): boolean {
     const acl = this.config.acl;
     if (this.acl.match(address, port, acl.groups === 'any' ? null : acl.groups) !== null) return true;
     if (!acl.admitNextHops) return false;
     const f = this.forwardTarget();
-    if (f !== undefined && f.port === port && sameIp(f.address, address)) return true;
-    return this.dispatch.isNextHop(address, port);
+    const hopPort = protocol === 'tcp' ? 0 : port;
+    if (f !== undefined && (hopPort === 0 || f.port === hopPort) && sameIp(f.address, address)) return true;
+    return this.dispatch.isNextHop(address, hopPort);
   }
 
   /** A target for a URI whose host is an IP literal, else undefined. */

@@ -28,7 +28,7 @@ export interface SelectionKey {
 export interface Dispatch {
   /** Pick a destination of `setid` by `algorithm`; null when none is active. */
   select(setid: number, algorithm: string | number, key: SelectionKey): DispatchPick | null;
-  /** Is address[:port] one of our next hops (for admitting in-dialog requests from PBXs)? */
+  /** Is address:port (port 0: any port) one of our next hops (for admitting in-dialog requests from PBXs)? */
   isNextHop(address: string, port: number): boolean;
   /** A response to one of our OPTIONS probes: consumed when true. */
   handleProbeResponse(branch: string, status: number): boolean;

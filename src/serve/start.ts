@@ -75,19 +75,6 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
     const dsReport = await dispatcher.reload(store.dispatcher.list());
     logger.info('dispatcher sets loaded', { destinations: dsReport.total, sets: dsReport.sets.length, ms: dsReport.ms });
 
-    // Next hops we admit without address entries: every resolved destination address and
-    // port (like Kamailio's ds_is_from_list, which matches address, port and protocol).
-    let nextHops = new Set<string>();
-    const rebuildNextHops = (): void => {
-      const s = new Set<string>();
-      for (const setid of dispatcher.current.setIds()) {
-        for (const d of dispatcher.current.set(setid)?.destinations ?? []) for (const t of d.targets) s.add(`${t.address}:${t.port}`);
-      }
-      nextHops = s;
-    };
-    rebuildNextHops();
-    dispatcher.onSwap(rebuildNextHops);
-
     // ---- the --forward next hop: resolved now and when its DNS answer expires
     let forwardTarget: Target | undefined;
     let forwardTimer: NodeJS.Timeout | undefined;
@@ -135,7 +122,8 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
         const d = dispatcher.current.select(setid, alg, key);
         return d === null ? null : { uri: d.uri, targets: d.targets };
       },
-      isNextHop: (address, port) => nextHops.has(`${address.startsWith('::ffff:') ? address.slice(7) : address}:${port}`),
+      // Kamailio's ds_is_from_list: address and port (port 0: any, for TCP peers).
+      isNextHop: (address, port) => dispatcher.isNextHop(address, port),
       handleProbeResponse: (branch, status) => isProbeBranch(branch) && prober !== undefined && prober.handleResponse(branch, status),
     };
     const route = opts.route?.({ config, logger }) ??
