@@ -224,6 +224,28 @@ describe('TCP', () => {
     expect(transport.listenerFor({ ...back, port: 1 }, second)).toBe(second);
   });
 
+  it('counts a peer reset (ECONNRESET) and goes on serving', async () => {
+    const { transport, inbound, errors } = await harness(['tcp:127.0.0.1:0']);
+    const port = transport.listeners[0]!.port;
+    const rude = await client('127.0.0.1', port);
+    await rude.write(sipRequest('rude', 'TCP'));
+    const [request] = await inbound.atLeast(1, 'the request');
+    rude.socket.resetAndDestroy();
+    await until(() => transport.stats().tcpConnectionsOpen === 0, 'the reset connection to leave the table');
+    const [report] = await errors.atLeast(1, 'the reset report');
+    expect(report!.err.code).toBe('E_TRANSPORT_TCP_SOCKET');
+    expect(report!.err.message).toContain('ECONNRESET');
+    expect(transport.stats().socketErrors).toBe(1);
+    // A response for the dead connection does not throw; the transport falls back to
+    // connecting to the peer's address:port, where nothing listens, and reports that.
+    const response = Buffer.from('SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n');
+    expect(() => transport.send({ protocol: 'tcp', address: '127.0.0.1', port: request!.sourcePort, connectionId: request!.connectionId }, response)).not.toThrow();
+    await errors.atLeast(2, 'the failed reconnect');
+    const polite = await client('127.0.0.1', port);
+    await polite.write(sipRequest('polite', 'TCP'));
+    await inbound.atLeast(2, 'a request on a new connection');
+  });
+
   it('refuses connections beyond maxTcpConnections', async () => {
     const { transport, errors } = await harness(['tcp:127.0.0.1:0'], { maxTcpConnections: 1 });
     const port = transport.listeners[0]!.port;
