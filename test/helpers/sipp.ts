@@ -72,13 +72,17 @@ export interface Uas {
 }
 
 /** A SIPp PBX on 127.0.0.1:port answering every call (uas.xml). */
-export async function startUas(port: number, transport: 'u1' | 't1' = 'u1', address = '127.0.0.1'): Promise<Uas> {
+export async function startUas(
+  port: number,
+  transport: 'u1' | 't1' = 'u1',
+  address = '127.0.0.1',
+  opts: { answerOptions?: boolean } = {},
+): Promise<Uas> {
   const dir = mkdtempSync(join(tmpdir(), 'sipctl-uas-'));
-  const proc = spawn(
-    'sipp',
-    ['-sf', UAS_XML, '-t', transport, '-i', address, '-p', String(port), '-nostdin', '-trace_stat', '-stf', join(dir, 'uas.csv'), '-fd', '1', '-bg'.slice(0, 0)].filter(Boolean),
-    { stdio: 'ignore', detached: false },
-  );
+  const args = ['-sf', UAS_XML, '-t', transport, '-i', address, '-p', String(port), '-nostdin', '-trace_stat', '-stf', join(dir, 'uas.csv'), '-fd', '1'];
+  // -aa: answer OPTIONS (our health probes) with 200 OK.
+  if (opts.answerOptions) args.push('-aa');
+  const proc = spawn('sipp', args, { stdio: 'ignore', detached: false });
   proc.on('error', () => {});
   await new Promise((r) => setTimeout(r, 300));
   return {
