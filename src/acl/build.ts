@@ -1,18 +1,22 @@
 /**
  * Turning `address` rows into the typed arrays an AddressTable reads.
  *
- * Everything here is plain data in typed arrays (no JS objects per entry), so the same build
+ * Everything here is plain data in typed arrays (no JS object per entry), so the same build
  * runs in a worker thread and its result crosses to the proxy's thread by transferring the
  * ArrayBuffers, without a copy (see load.ts).
  *
- * Layout, per family (IPv4, IPv6):
- *  - the distinct prefixes (network, length), sorted by network then length;
- *  - per prefix: the next shorter prefix that covers it (its "parent", for the fall-back when
- *    none of a prefix's entries suits the source's port or the allowed groups) and its range
- *    of entries: first the exact-port entries sorted by (port, group, id), then the any-port
- *    entries sorted by (group, id), which is the order the tie rules prefer;
- *  - the trie (trie.ts) mapping an address to its longest covering prefix.
- * Entries of both families share the entry arrays (IPv4 first).
+ * Per family (IPv4, IPv6) there is a trie (trie.ts) mapping an address to a prefix record, and
+ * the records, one per distinct (network, length), in one Int32Array:
+ *
+ *   [parent, length, network words (1 or 4), exact-port count, any-port count, entries...]
+ *
+ * `parent` is the record of the next shorter prefix covering this one (-1 for none): the way
+ * out when the address is not covered (see trie.ts) or none of the entries suits the source's
+ * port or the allowed groups. Entries are [entry number, group, port] triples, the exact-port
+ * ones first sorted by (port, group, id), then the any-port ones sorted by (group, id): the
+ * order the tie rules prefer. A lookup thus reads the record and its entries in one place.
+ * Per entry (by entry number) the id, the stored mask, flags and the tag are kept apart, as
+ * only a match needs them.
  *
  * IPv6 entries inside ::ffff:0:0/96 (IPv4-mapped, RFC 4291 §2.5.5.2) describe IPv4 peers: they
  * are put in the IPv4 trie with mask - 96, so that they match the same peers an IPv4 entry
@@ -20,20 +24,13 @@
  */
 import { SipctlError } from '../errors.js';
 import { parseIPv4, parseIPv6 } from './ip-text.js';
-import { buildTrie, type TrieParts } from './trie.js';
+import { buildTrie, Int32Builder, type TrieParts } from './trie.js';
 import { MAX_GROUP, MAX_PORT } from './validate.js';
 
-export interface FamilyParts {
-  /** 32 or 128. */
+export interface FamilyParts extends TrieParts {
   width: 32 | 128;
-  prefixCount: number;
-  /** width/32 words per prefix: the network, big-endian. */
-  prefixKeys: Uint32Array;
-  /** Prefix length in this family's bits (a mapped entry's mask - 96). */
-  prefixLens: Uint8Array;
-  /** 4 words per prefix: [parent prefix or -1, first exact-port entry, first any-port entry, end]. */
-  prefixInfo: Int32Array;
-  trie: TrieParts;
+  /** Prefix records, see the header. */
+  records: Int32Array;
 }
 
 export interface TableParts {
@@ -41,32 +38,31 @@ export interface TableParts {
   v4: FamilyParts | null;
   v6: FamilyParts | null;
   entryId: Float64Array;
-  /** 2 words per entry: [grp, port]. */
-  entryInfo: Uint32Array;
   /** The mask as stored (0..32 or 0..128). */
   entryMask: Uint8Array;
-  /** Bit 0: shown as IPv6 (an IPv6 entry, or an IPv4-mapped one kept in the IPv4 trie); bit 1: has a tag. */
+  /** FLAG_SHOWN_V6 | FLAG_HAS_TAG. */
   entryFlags: Uint8Array;
   /** UTF-8 tags back to back; entry i's tag is tagBytes[tagOffsets[i], tagOffsets[i+1]). */
   tagBytes: Uint8Array;
   tagOffsets: Uint32Array;
 }
 
+/** Shown as IPv6: an IPv6 entry, or an IPv4-mapped one kept in the IPv4 trie. */
 export const FLAG_SHOWN_V6 = 1;
 export const FLAG_HAS_TAG = 2;
 
+// Record layout, relative to the record's offset (K = network words).
+export const REC_PARENT = 0;
+export const REC_LENGTH = 1;
+export const REC_KEY = 2;
+/** Words per entry in a record: [entry number, group, port]. */
+export const ENTRY_WORDS = 3;
+
 /** The ArrayBuffers of `parts`, for postMessage's transfer list. */
 export function transferList(parts: TableParts): ArrayBuffer[] {
-  const arrays: ArrayBufferView[] = [
-    parts.entryId, parts.entryInfo, parts.entryMask, parts.entryFlags, parts.tagBytes, parts.tagOffsets,
-  ];
-  for (const f of [parts.v4, parts.v6]) {
-    if (!f) continue;
-    arrays.push(f.prefixKeys, f.prefixLens, f.prefixInfo, f.trie.direct, f.trie.nodes, f.trie.leaves, f.trie.skips);
-  }
-  const buffers = new Set<ArrayBuffer>();
-  for (const a of arrays) buffers.add(a.buffer as ArrayBuffer);
-  return [...buffers];
+  const arrays: ArrayBufferView[] = [parts.entryId, parts.entryMask, parts.entryFlags, parts.tagBytes, parts.tagOffsets];
+  for (const f of [parts.v4, parts.v6]) if (f) arrays.push(f.direct, f.nodes, f.records);
+  return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
 }
 
 type Grown = Float64Array | Uint32Array | Uint16Array | Uint8Array;
@@ -87,11 +83,16 @@ function integer(v: unknown): number | undefined {
   return undefined;
 }
 
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
 /**
  * Collects validated rows, then `finish()` sorts them and builds the parts. A bad row throws
  * E_ACL_BAD_ROW at once; nothing is kept from a failed build.
  */
 export class AddressRowCollector {
+  /** `directBits` overrides the tries' direct level per family (for tests; see trie.ts). */
+  constructor(private readonly options: { directBits?: { v4?: number; v6?: number } } = {}) {}
+
   private n = 0;
   private ids = new Float64Array(1024);
   private grps = new Uint32Array(1024);
@@ -110,61 +111,77 @@ export class AddressRowCollector {
     return this.n;
   }
 
+  /** Adds one row as SQLite or a caller hands it over: every column is checked. */
   add(id: unknown, grp: unknown, ipAddr: unknown, mask: unknown, port: unknown, tag: unknown): void {
     const rowId = integer(id);
-    const where = rowId === undefined ? `address row #${this.n + 1} (id ${String(id)})` : `address row id ${rowId}`;
-    const bad = (problem: string): never => {
-      throw new SipctlError('E_ACL_BAD_ROW', `${where}: ${problem}; fix or delete the row, then reload`);
-    };
-    if (rowId === undefined) bad(`id ${JSON.stringify(String(id))} is not an integer`);
-    const g = integer(grp);
-    if (g === undefined || g < 0 || g > MAX_GROUP) bad(`grp ${String(grp)} is not an integer 0-${MAX_GROUP}`);
-    const p = integer(port);
-    if (p === undefined || p < 0 || p > MAX_PORT) bad(`port ${String(port)} is not an integer 0-${MAX_PORT}`);
-    if (tag !== null && tag !== undefined && typeof tag !== 'string') bad(`tag is not text`);
-    if (typeof ipAddr !== 'string') bad(`ip_addr is not text`);
-    let text = ipAddr as string;
-    if (text.length > 2 && text.charCodeAt(0) === 0x5b && text.charCodeAt(text.length - 1) === 0x5d) {
-      text = text.slice(1, -1);
+    if (rowId === undefined) {
+      throw new SipctlError('E_ACL_BAD_ROW', `address row #${this.n + 1}: id ${JSON.stringify(String(id))} is not an integer`);
     }
+    const g = integer(grp);
+    if (g === undefined) this.bad(rowId, `grp ${String(grp)} is not an integer 0-${MAX_GROUP}`);
     const m = integer(mask);
+    if (m === undefined) this.bad(rowId, `mask ${String(mask)} is not an integer`);
+    const p = integer(port);
+    if (p === undefined) this.bad(rowId, `port ${String(port)} is not an integer 0-${MAX_PORT}`);
+    if (typeof ipAddr !== 'string') this.bad(rowId, 'ip_addr is not text');
+    if (tag !== null && tag !== undefined && typeof tag !== 'string') this.bad(rowId, 'tag is not text');
+    const text = ipAddr as string;
+    this.addChecked(rowId, g as number, text, 0, text.length, m as number, p as number, (tag ?? null) as string | null);
+  }
 
+  /**
+   * Adds one row whose numbers are integers already; the address is `text[start, end)` (so a
+   * bulk reader need not cut strings). Ranges and the address are checked here.
+   */
+  addChecked(id: number, grp: number, text: string, start: number, end: number, mask: number, port: number, tag: string | null): void {
+    if (grp < 0 || grp > MAX_GROUP) this.bad(id, `grp ${grp} is not an integer 0-${MAX_GROUP}`);
+    if (port < 0 || port > MAX_PORT) this.bad(id, `port ${port} is not an integer 0-${MAX_PORT}`);
+    if (end - start > 2 && text.charCodeAt(start) === 0x5b && text.charCodeAt(end - 1) === 0x5d) {
+      start++; // [IPv6]
+      end--;
+    }
     const i = this.n;
     this.ensure(i + 1);
     const k = i * 4;
-    const v4 = parseIPv4(text, 0, text.length);
+    const keys = this.keys;
+    const v4 = parseIPv4(text, start, end);
     if (v4 >= 0) {
-      if (m === undefined || m < 0 || m > 32) bad(`mask ${String(mask)} is out of range for IPv4 (0-32)`);
-      this.keys[k] = maskWord(v4, m as number);
-      this.keys[k + 1] = this.keys[k + 2] = this.keys[k + 3] = 0;
-      this.lens[i] = m as number;
+      if (mask < 0 || mask > 32) this.bad(id, `mask ${mask} is out of range for IPv4 (0-32)`);
+      keys[k] = maskWord(v4, mask);
+      keys[k + 1] = keys[k + 2] = keys[k + 3] = 0;
+      this.lens[i] = mask;
       this.fams[i] = 0;
-    } else if (parseIPv6(text, 0, text.length, this.word, false)) {
-      if (m === undefined || m < 0 || m > 128) bad(`mask ${String(mask)} is out of range for IPv6 (0-128)`);
+    } else if (parseIPv6(text, start, end, this.word, false)) {
+      if (mask < 0 || mask > 128) this.bad(id, `mask ${mask} is out of range for IPv6 (0-128)`);
       const w = this.word;
-      if ((m as number) >= 96 && w[0] === 0 && w[1] === 0 && w[2] === 0xffff) {
+      if (mask >= 96 && w[0] === 0 && w[1] === 0 && w[2] === 0xffff) {
         // IPv4-mapped: an IPv4 peer (see the header comment).
-        this.keys[k] = maskWord(w[3], (m as number) - 96);
-        this.keys[k + 1] = this.keys[k + 2] = this.keys[k + 3] = 0;
-        this.lens[i] = (m as number) - 96;
+        keys[k] = maskWord(w[3], mask - 96);
+        keys[k + 1] = keys[k + 2] = keys[k + 3] = 0;
+        this.lens[i] = mask - 96;
         this.fams[i] = 2;
       } else {
-        for (let j = 0; j < 4; j++) this.keys[k + j] = maskWord(w[j], (m as number) - 32 * j);
-        this.lens[i] = m as number;
+        for (let j = 0; j < 4; j++) keys[k + j] = maskWord(w[j], mask - 32 * j);
+        this.lens[i] = mask;
         this.fams[i] = 3;
       }
     } else {
-      bad(`ip_addr ${JSON.stringify(text)} is not an IPv4 or IPv6 address`);
+      this.bad(id, `ip_addr ${JSON.stringify(text.slice(start, end))} is not an IPv4 or IPv6 address`);
     }
-    this.ids[i] = rowId as number;
-    this.grps[i] = g as number;
-    this.ports[i] = p as number;
-    this.masks[i] = m as number;
-    this.tags.push(typeof tag === 'string' ? tag : null);
+    this.ids[i] = id;
+    this.grps[i] = grp;
+    this.ports[i] = port;
+    this.masks[i] = mask;
+    this.tags.push(tag);
     this.n = i + 1;
   }
 
+  private bad(id: number, problem: string): never {
+    throw new SipctlError('E_ACL_BAD_ROW', `address row id ${id}: ${problem}; fix or delete the row, then reload`);
+  }
+
   private ensure(need: number): void {
+    if (need <= this.ids.length) return;
     this.ids = grow(this.ids, need);
     this.grps = grow(this.grps, need);
     this.ports = grow(this.ports, need);
@@ -176,35 +193,18 @@ export class AddressRowCollector {
 
   finish(): TableParts {
     const n = this.n;
-    const { ids, grps, ports, masks, lens, fams, keys, tags } = this;
-    // Sort rows by (trie family, network, length, exact port first, port, group, id).
+    const { fams, tags } = this;
+    // Rows by family (IPv4 trie first), then each family sorted (see sortRows).
+    let v4Count = 0;
+    for (let r = 0; r < n; r++) if ((fams[r] & 1) === 0) v4Count++;
     const order = new Uint32Array(n);
-    for (let i = 0; i < n; i++) order[i] = i;
-    order.sort((a, b) => {
-      const fa = fams[a] & 1;
-      const fb = fams[b] & 1;
-      if (fa !== fb) return fa - fb;
-      const ka = a * 4;
-      const kb = b * 4;
-      for (let w = 0; w < 4; w++) {
-        const x = keys[ka + w];
-        const y = keys[kb + w];
-        if (x !== y) return x < y ? -1 : 1;
-      }
-      if (lens[a] !== lens[b]) return lens[a] - lens[b];
-      const pa = ports[a];
-      const pb = ports[b];
-      if (pa !== pb) {
-        if (pa === 0) return 1; // exact ports first
-        if (pb === 0) return -1;
-        return pa - pb;
-      }
-      if (grps[a] !== grps[b]) return grps[a] - grps[b];
-      return ids[a] - ids[b];
-    });
+    let a = 0;
+    let b = v4Count;
+    for (let r = 0; r < n; r++) order[(fams[r] & 1) === 0 ? a++ : b++] = r;
+    this.sortRows(order, 0, v4Count, 0, 1);
+    this.sortRows(order, v4Count, n, 0, 4);
 
     const entryId = new Float64Array(n);
-    const entryInfo = new Uint32Array(n * 2);
     const entryMask = new Uint8Array(n);
     const entryFlags = new Uint8Array(n);
     const tagOffsets = new Uint32Array(n + 1);
@@ -213,30 +213,23 @@ export class AddressRowCollector {
     let tagLength = 0;
     for (let e = 0; e < n; e++) {
       const r = order[e];
-      entryId[e] = ids[r];
-      entryInfo[e * 2] = grps[r];
-      entryInfo[e * 2 + 1] = ports[r];
-      entryMask[e] = masks[r];
+      entryId[e] = this.ids[r];
+      entryMask[e] = this.masks[r];
       let flags = (fams[r] & 2) !== 0 ? FLAG_SHOWN_V6 : 0;
       const tag = tags[r];
       if (tag !== null) {
         flags |= FLAG_HAS_TAG;
-        // UTF-8 takes at most 3 bytes per UTF-16 unit.
-        tagBytes = grow(tagBytes, tagLength + tag.length * 3);
+        tagBytes = grow(tagBytes, tagLength + tag.length * 3); // UTF-8: at most 3 bytes per UTF-16 unit
         tagLength += encoder.encodeInto(tag, tagBytes.subarray(tagLength)).written;
       }
       tagOffsets[e + 1] = tagLength;
       entryFlags[e] = flags;
     }
-
-    let v6Start = 0;
-    while (v6Start < n && (fams[order[v6Start]] & 1) === 0) v6Start++;
     return {
       size: n,
-      v4: v6Start === 0 ? null : this.family(order, 0, v6Start, 32),
-      v6: v6Start === n ? null : this.family(order, v6Start, n, 128),
+      v4: v4Count === 0 ? null : this.family(order, 0, v4Count, 32),
+      v6: v4Count === n ? null : this.family(order, v4Count, n, 128),
       entryId,
-      entryInfo,
       entryMask,
       entryFlags,
       tagBytes: tagBytes.slice(0, tagLength),
@@ -244,42 +237,108 @@ export class AddressRowCollector {
     };
   }
 
-  /** Prefixes, their entry ranges and parents, and the trie, for sorted entries [from, to). */
-  private family(order: Uint32Array, from: number, to: number, width: 32 | 128): FamilyParts {
-    const { keys, lens, ports } = this;
-    const K = width >>> 5;
-    // Count distinct (network, length) first, to size the arrays exactly.
-    let count = 0;
-    for (let e = from; e < to; e++) if (e === from || !samePrefix(keys, lens, order[e - 1], order[e])) count++;
-    const prefixKeys = new Uint32Array(count * K);
-    const prefixLens = new Uint8Array(count);
-    const prefixInfo = new Int32Array(count * 4);
-    let p = -1;
-    for (let e = from; e < to; e++) {
-      const r = order[e];
-      if (e === from || !samePrefix(keys, lens, order[e - 1], r)) {
-        if (p >= 0) prefixInfo[p * 4 + 3] = e;
-        p++;
-        for (let w = 0; w < K; w++) prefixKeys[p * K + w] = keys[r * 4 + w];
-        prefixLens[p] = lens[r];
-        prefixInfo[p * 4 + 1] = e;
-        prefixInfo[p * 4 + 2] = -1;
-      }
-      if (ports[r] === 0 && prefixInfo[p * 4 + 2] < 0) prefixInfo[p * 4 + 2] = e;
+  /**
+   * Sorts rows order[lo, hi) — all of one family — by (network, length, exact port first, port,
+   * group, id). Networks are sorted one 32-bit word at a time by the engine's numeric sort of
+   * 64-bit values [word : row] (no comparator calls); only rows equal in every word, usually a
+   * handful, are compared field by field.
+   */
+  private sortRows(order: Uint32Array, lo: number, hi: number, w: number, K: number): void {
+    const n = hi - lo;
+    if (n < 2) return;
+    if (n <= 16 || w === K) {
+      const run = Array.from(order.subarray(lo, hi)).sort(this.compareRows);
+      order.set(run, lo);
+      return;
     }
-    if (p >= 0) prefixInfo[p * 4 + 3] = to;
-    for (let q = 0; q < count; q++) if (prefixInfo[q * 4 + 2] < 0) prefixInfo[q * 4 + 2] = prefixInfo[q * 4 + 3];
+    const keys = this.keys;
+    const packed = new BigUint64Array(n);
+    const halves = new Uint32Array(packed.buffer);
+    const low = LITTLE_ENDIAN ? 0 : 1;
+    for (let i = 0; i < n; i++) {
+      const r = order[lo + i];
+      halves[2 * i + low] = r;
+      halves[2 * i + 1 - low] = keys[r * 4 + w];
+    }
+    packed.sort();
+    for (let i = 0; i < n; i++) order[lo + i] = halves[2 * i + low];
+    let i = lo;
+    while (i < hi) {
+      const word = keys[order[i] * 4 + w];
+      let j = i + 1;
+      while (j < hi && keys[order[j] * 4 + w] === word) j++;
+      if (j - i > 1) this.sortRows(order, i, j, w + 1, K);
+      i = j;
+    }
+  }
 
-    // Parents: in sorted order a covering prefix comes before what it covers, and prefixes
-    // nest like brackets, so a stack of the open ones finds each prefix's nearest cover.
-    const stack = new Int32Array(width + 2);
-    let depth = 0;
-    for (let q = 0; q < count; q++) {
-      while (depth > 0 && !covers(prefixKeys, prefixLens, K, stack[depth - 1], q)) depth--;
-      prefixInfo[q * 4] = depth > 0 ? stack[depth - 1] : -1;
-      stack[depth++] = q;
+  private readonly compareRows = (a: number, b: number): number => {
+    const keys = this.keys;
+    for (let w = 0; w < 4; w++) {
+      const x = keys[a * 4 + w];
+      const y = keys[b * 4 + w];
+      if (x !== y) return x < y ? -1 : 1;
     }
-    return { width, prefixCount: count, prefixKeys, prefixLens, prefixInfo, trie: buildTrie(prefixKeys, prefixLens, count, width) };
+    const { lens, ports, grps, ids } = this;
+    if (lens[a] !== lens[b]) return lens[a] - lens[b];
+    const pa = ports[a];
+    const pb = ports[b];
+    if (pa !== pb) {
+      if (pa === 0) return 1; // exact ports first
+      if (pb === 0) return -1;
+      return pa - pb;
+    }
+    if (grps[a] !== grps[b]) return grps[a] - grps[b];
+    return ids[a] - ids[b];
+  };
+
+  /** Records and trie for the sorted entries [from, to) of one family. */
+  private family(order: Uint32Array, from: number, to: number, width: 32 | 128): FamilyParts {
+    const { keys, lens, ports, grps } = this;
+    const K = width >>> 5;
+    let prefixes = 0;
+    for (let e = from; e < to; e++) if (e === from || !samePrefix(keys, lens, order[e - 1], order[e])) prefixes++;
+    const prefixKeys = new Uint32Array(prefixes * K);
+    const prefixLens = new Uint8Array(prefixes);
+    const prefixRecord = new Int32Array(prefixes);
+    const records = new Int32Builder((to - from) * (ENTRY_WORDS + 2) + prefixes * (4 + K));
+    // Open prefixes: in sorted order a covering prefix comes before what it covers and
+    // prefixes nest like brackets, so a stack finds each one's nearest cover.
+    const open = new Int32Array(width + 2);
+    let depth = 0;
+    let p = -1;
+    let e = from;
+    while (e < to) {
+      const r = order[e];
+      let end = e + 1;
+      while (end < to && samePrefix(keys, lens, r, order[end])) end++;
+      p++;
+      for (let w = 0; w < K; w++) prefixKeys[p * K + w] = keys[r * 4 + w];
+      prefixLens[p] = lens[r];
+      while (depth > 0 && !covers(prefixKeys, prefixLens, K, open[depth - 1], p)) depth--;
+      const at = records.reserve(4 + K + (end - e) * ENTRY_WORDS);
+      const rec = records.a;
+      prefixRecord[p] = at;
+      rec[at + REC_PARENT] = depth > 0 ? prefixRecord[open[depth - 1]] : -1;
+      rec[at + REC_LENGTH] = lens[r];
+      for (let w = 0; w < K; w++) rec[at + REC_KEY + w] = keys[r * 4 + w];
+      let exact = 0;
+      for (let x = e; x < end; x++) {
+        const row = order[x];
+        if (ports[row] !== 0) exact++;
+        const slot = at + 4 + K + (x - e) * ENTRY_WORDS;
+        rec[slot] = x;
+        rec[slot + 1] = grps[row];
+        rec[slot + 2] = ports[row];
+      }
+      rec[at + REC_KEY + K] = exact;
+      rec[at + REC_KEY + K + 1] = end - e - exact;
+      open[depth++] = p;
+      e = end;
+    }
+    const directBits = width === 32 ? this.options.directBits?.v4 : this.options.directBits?.v6;
+    const trie = buildTrie(prefixKeys, prefixLens, prefixRecord, prefixes, width, directBits);
+    return { width, ...trie, records: records.finish() };
   }
 }
 

@@ -44,71 +44,70 @@ export function parseIPv4(s: string, start: number, end: number): number {
 // Scratch for the eight 16-bit groups; the parser is synchronous, so one per thread is enough.
 const groups = new Int32Array(8);
 
-function hexValue(c: number): number {
-  if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  const lower = c | 0x20;
-  if (lower >= 0x61 && lower <= 0x66) return lower - 0x61 + 10;
-  return -1;
-}
+/** Hex digit values by character code, -1 for anything else. */
+const HEX = new Int8Array(128).fill(-1);
+for (let d = 0; d < 10; d++) HEX[0x30 + d] = d;
+for (let d = 0; d < 6; d++) HEX[0x41 + d] = HEX[0x61 + d] = 10 + d;
 
 /**
  * IPv6 text (RFC 4291 §2.2: hex groups, one `::`, an optional dotted-quad tail) into four
- * big-endian 32-bit words in `out`. A zone index (`%eth0`, RFC 4007 §11) is skipped when
- * `allowZone` is true (a source address may carry one; the zone is not part of the address)
- * and refused otherwise. Returns false, leaving `out` unspecified, when the text is not IPv6.
+ * big-endian 32-bit words in `out`, in one pass. A zone index (`%eth0`, RFC 4007 §11) is
+ * skipped when `allowZone` is true (a source address may carry one; the zone is not part of
+ * the address) and refused otherwise. Returns false, leaving `out` unspecified, when the text
+ * is not IPv6.
  */
 export function parseIPv6(s: string, start: number, end: number, out: Uint32Array, allowZone: boolean): boolean {
-  let addrEnd = end;
-  for (let i = start; i < end; i++) {
-    if (s.charCodeAt(i) === 0x25 /* % */) {
-      if (!allowZone || i === end - 1) return false;
-      addrEnd = i;
-      break;
-    }
-  }
-  if (addrEnd - start < 2) return false;
-
+  if (end - start < 2) return false;
   let n = 0; // groups written
   let gap = -1; // index in `groups` where `::` stands
   let i = start;
-  if (s.charCodeAt(i) === 0x3a /* : */) {
+  let c = s.charCodeAt(i);
+  if (c === 0x3a /* : */) {
     if (s.charCodeAt(i + 1) !== 0x3a) return false;
     gap = 0;
     i += 2;
+    c = i < end ? s.charCodeAt(i) : 0;
   }
-  while (i < addrEnd) {
+  while (i < end && c !== 0x25 /* % */) {
     const groupStart = i;
     let value = 0;
-    let digits = 0;
-    while (i < addrEnd) {
-      const h = hexValue(s.charCodeAt(i));
+    for (;;) {
+      const h = c < 128 ? HEX[c] : -1;
       if (h < 0) break;
-      value = value * 16 + h;
-      digits++;
-      i++;
+      value = (value << 4) | h;
+      if (++i === end) break;
+      c = s.charCodeAt(i);
     }
-    if (i < addrEnd && s.charCodeAt(i) === 0x2e /* . */) {
+    if (i < end && c === 0x2e /* . */) {
       // RFC 4291 §2.2 form 3: the low 32 bits as a dotted quad, only as the last part.
-      if (n > 6) return false;
-      const v4 = parseIPv4(s, groupStart, addrEnd);
+      let tailEnd = i;
+      while (tailEnd < end && s.charCodeAt(tailEnd) !== 0x25) tailEnd++;
+      const v4 = n > 6 ? -1 : parseIPv4(s, groupStart, tailEnd);
       if (v4 < 0) return false;
       groups[n++] = v4 >>> 16;
       groups[n++] = v4 & 0xffff;
-      i = addrEnd;
+      i = tailEnd;
+      c = 0x25;
       break;
     }
+    const digits = i - groupStart;
     if (digits === 0 || digits > 4 || n === 8) return false;
     groups[n++] = value;
-    if (i === addrEnd) break;
-    if (s.charCodeAt(i) !== 0x3a) return false;
-    i++;
-    if (i < addrEnd && s.charCodeAt(i) === 0x3a) {
+    if (i === end || c === 0x25) break;
+    if (c !== 0x3a) return false;
+    if (++i === end) return false; // a single trailing ':'
+    c = s.charCodeAt(i);
+    if (c === 0x3a) {
       if (gap >= 0) return false;
       gap = n;
-      i++;
-    } else if (i === addrEnd) {
-      return false; // a single trailing ':'
+      c = ++i < end ? s.charCodeAt(i) : 0;
+    } else if (c === 0x25) {
+      return false; // ':' before the zone
     }
+  }
+  if (i < end) {
+    // At '%': the zone index, which must not be empty.
+    if (!allowZone || i === end - 1) return false;
   }
 
   if (gap < 0) {

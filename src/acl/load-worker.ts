@@ -9,6 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { SipctlError } from '../errors.js';
 import { AddressRowCollector, transferList, type TableParts } from './build.js';
+import { readAddressRows } from './read-rows.js';
 
 export type LoadWorkerReply =
   | { ok: true; parts: TableParts; readMs: number }
@@ -25,11 +26,12 @@ function loadParts(dbPath: string): { parts: TableParts; readMs: number } {
   } catch (err) {
     throw new SipctlError('E_ACL_DB_UNREADABLE', `cannot open database ${dbPath}: ${(err as Error).message}`);
   }
+  const collector = new AddressRowCollector();
   try {
-    let rows: unknown[][];
     try {
-      rows = db.prepare('SELECT id, grp, ip_addr, mask, port, tag FROM address').raw(true).all() as unknown[][];
+      readAddressRows(db, collector);
     } catch (err) {
+      if (err instanceof SipctlError) throw err;
       const message = (err as Error).message;
       if (/no such table/i.test(message)) {
         throw new SipctlError('E_ACL_NO_TABLE', `database ${dbPath} has no address table (run \`sipctl migrate\`)`);
@@ -37,19 +39,11 @@ function loadParts(dbPath: string): { parts: TableParts; readMs: number } {
       throw new SipctlError('E_ACL_DB_UNREADABLE', `cannot read the address table of ${dbPath}: ${message}`);
     }
     const readMs = performance.now() - started;
-    const collector = new AddressRowCollector();
-    for (let i = 0; i < rows.length; i++) {
-      const r = rows[i];
-      collector.add(r[0], r[1], r[2], r[3], r[4], r[5]);
-      rows[i] = EMPTY; // let the row go as soon as it is in the typed arrays
-    }
     return { parts: collector.finish(), readMs };
   } finally {
     db.close();
   }
 }
-
-const EMPTY: unknown[] = [];
 
 const port = parentPort;
 if (port) {

@@ -18,7 +18,17 @@
  *    inside ::ffff:0:0/96 (`::/0` included) describe IPv6 peers only.
  */
 import ipaddr from 'ipaddr.js';
-import { AddressRowCollector, FLAG_HAS_TAG, FLAG_SHOWN_V6, type FamilyParts, type TableParts } from './build.js';
+import {
+  AddressRowCollector,
+  ENTRY_WORDS,
+  FLAG_HAS_TAG,
+  FLAG_SHOWN_V6,
+  REC_KEY,
+  REC_LENGTH,
+  REC_PARENT,
+  type FamilyParts,
+  type TableParts,
+} from './build.js';
 import { formatIPv4, parseIPv4, parseIPv6 } from './ip-text.js';
 import { lookupIPv4, lookupIPv6 } from './trie.js';
 
@@ -60,7 +70,6 @@ export class AddressTable {
   private readonly parts: TableParts;
   private readonly v4: FamilyParts | null;
   private readonly v6: FamilyParts | null;
-  private readonly entryInfo: Uint32Array;
   /** Result objects, made on first use and reused, so a lookup allocates nothing. */
   private readonly results: (AddressMatch | undefined)[];
   private counts: GroupCount[] | undefined;
@@ -71,7 +80,6 @@ export class AddressTable {
     this.size = parts.size;
     this.v4 = parts.v4;
     this.v6 = parts.v6;
-    this.entryInfo = parts.entryInfo;
     // Filled with undefined up front: a packed array stays fast, where writing into an empty
     // one at scattered indexes would turn it into a dictionary.
     this.results = [];
@@ -95,113 +103,107 @@ export class AddressTable {
    * text form of the peer address; text that is not an address matches nothing.
    */
   match(sourceIp: string, sourcePort: number, groups?: readonly number[] | null): AddressMatch | null {
-    let family: FamilyParts | null;
-    let prefix: number;
     const v4 = parseIPv4(sourceIp, 0, sourceIp.length);
-    if (v4 >= 0) {
-      family = this.v4;
-      if (family === null) return null;
-      prefix = lookupIPv4(family.trie, v4);
-    } else {
-      if (!parseIPv6(sourceIp, 0, sourceIp.length, sourceKey, true)) return null;
-      if (sourceKey[0] === 0 && sourceKey[1] === 0 && sourceKey[2] === 0xffff) {
-        family = this.v4; // IPv4-mapped: the IPv4 peer behind a dual-stack socket
-        if (family === null) return null;
-        prefix = lookupIPv4(family.trie, sourceKey[3]);
-      } else {
-        family = this.v6;
-        if (family === null) return null;
-        prefix = lookupIPv6(family.trie, sourceKey);
-      }
+    if (v4 >= 0) return this.v4 === null ? null : this.matchIPv4(this.v4, v4, sourcePort, groups ?? null);
+    if (!parseIPv6(sourceIp, 0, sourceIp.length, sourceKey, true)) return null;
+    if (sourceKey[0] === 0 && sourceKey[1] === 0 && sourceKey[2] === 0xffff) {
+      // IPv4-mapped: the IPv4 peer behind a dual-stack socket.
+      return this.v4 === null ? null : this.matchIPv4(this.v4, sourceKey[3], sourcePort, groups ?? null);
     }
-    const info = family.prefixInfo;
-    const allowed = groups ?? null;
-    // From the longest covering prefix outwards, to the first one with a suitable entry.
-    while (prefix >= 0) {
-      const at = prefix << 2;
-      const e = this.pickEntry(info[at + 1], info[at + 2], info[at + 3], sourcePort, allowed);
-      if (e >= 0) return this.results[e] ?? this.materialize(e, family, prefix);
-      prefix = info[at];
+    return this.v6 === null ? null : this.matchIPv6(this.v6, sourceKey, sourcePort, groups ?? null);
+  }
+
+  private matchIPv4(family: FamilyParts, addr: number, port: number, groups: readonly number[] | null): AddressMatch | null {
+    const rec = family.records;
+    // From the trie's answer out through the shorter prefixes covering it, to the first one
+    // that covers the address (see trie.ts on skips) and has a suitable entry.
+    for (let r = lookupIPv4(family, addr); r >= 0; r = rec[r + REC_PARENT]) {
+      const len = rec[r + REC_LENGTH];
+      if (len !== 0 && ((addr ^ rec[r + REC_KEY]) >>> (32 - len)) !== 0) continue;
+      const at = this.pickEntry(rec, r + REC_KEY + 1, port, groups);
+      if (at >= 0) return this.results[rec[at]] ?? this.materialize(family, r, at);
+    }
+    return null;
+  }
+
+  private matchIPv6(family: FamilyParts, key: Uint32Array, port: number, groups: readonly number[] | null): AddressMatch | null {
+    const rec = family.records;
+    for (let r = lookupIPv6(family, key); r >= 0; r = rec[r + REC_PARENT]) {
+      if (!coversIPv6(rec, r, key)) continue;
+      const at = this.pickEntry(rec, r + REC_KEY + 4, port, groups);
+      if (at >= 0) return this.results[rec[at]] ?? this.materialize(family, r, at);
     }
     return null;
   }
 
   /**
-   * The preferred entry of one prefix for this port and these groups, or -1. Exact-port entries
-   * [exact, any) are sorted by (port, group, id), any-port ones [any, end) by (group, id).
+   * The offset of the preferred entry of a record for this port and these groups, or -1.
+   * `counts` is the offset of [exact count, any count]; the exact-port entries that follow are
+   * sorted by (port, group, id), then the any-port ones by (group, id).
    */
-  private pickEntry(exact: number, any: number, end: number, port: number, groups: readonly number[] | null): number {
-    const info = this.entryInfo;
-    if (exact < any) {
-      let lo = exact;
+  private pickEntry(rec: Int32Array, counts: number, port: number, groups: readonly number[] | null): number {
+    const exact = rec[counts];
+    let lo = counts + 2;
+    const any = lo + exact * ENTRY_WORDS;
+    const end = any + rec[counts + 1] * ENTRY_WORDS;
+    if (exact > 0) {
       let hi = any;
-      if (hi - lo > LINEAR_SCAN) {
-        lo = this.lowerBound(lo, hi, 1, port);
-        hi = this.lowerBound(lo, hi, 1, port + 1);
+      if (exact > LINEAR_SCAN) {
+        lo = lowerBound(rec, lo, hi, 2, port);
+        hi = lowerBound(rec, lo, hi, 2, port + 1);
       }
-      for (; lo < hi && info[lo * 2 + 1] < port; lo++);
+      while (lo < hi && rec[lo + 2] < port) lo += ENTRY_WORDS;
       let runEnd = lo;
-      while (runEnd < hi && info[runEnd * 2 + 1] === port) runEnd++;
+      while (runEnd < hi && rec[runEnd + 2] === port) runEnd += ENTRY_WORDS;
       if (lo < runEnd) {
-        const e = this.firstInGroups(lo, runEnd, groups);
-        if (e >= 0) return e;
+        const at = firstInGroups(rec, lo, runEnd, groups);
+        if (at >= 0) return at;
       }
     }
-    return any < end ? this.firstInGroups(any, end, groups) : -1;
+    return any < end ? firstInGroups(rec, any, end, groups) : -1;
   }
 
-  /** First entry in [lo, hi) (sorted by group) whose group is allowed, or -1. */
-  private firstInGroups(lo: number, hi: number, groups: readonly number[] | null): number {
-    if (groups === null) return lo;
-    const info = this.entryInfo;
-    const n = groups.length;
-    if (hi - lo <= LINEAR_SCAN) {
-      for (let e = lo; e < hi; e++) {
-        const grp = info[e * 2];
-        for (let j = 0; j < n; j++) if (groups[j] === grp) return e;
-      }
-      return -1;
-    }
-    let best = -1;
-    for (let j = 0; j < n; j++) {
-      const g = groups[j];
-      const e = this.lowerBound(lo, hi, 0, g);
-      if (e < hi && info[e * 2] === g && (best < 0 || e < best)) best = e;
-    }
-    return best;
-  }
-
-  /** First entry in [lo, hi) whose field (0 group, 1 port) is >= value; the run is sorted by it. */
-  private lowerBound(lo: number, hi: number, field: 0 | 1, value: number): number {
-    const info = this.entryInfo;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (info[mid * 2 + field] < value) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
-  private materialize(e: number, family: FamilyParts, prefix: number): AddressMatch {
+  private materialize(family: FamilyParts, r: number, at: number): AddressMatch {
     const p = this.parts;
+    const e = family.records[at];
     const result: AddressMatch = Object.freeze({
       id: p.entryId[e],
-      grp: p.entryInfo[e * 2],
-      ipAddr: networkText(family, prefix, (p.entryFlags[e] & FLAG_SHOWN_V6) !== 0),
+      grp: family.records[at + 1] >>> 0,
+      ipAddr: networkText(family, r, (p.entryFlags[e] & FLAG_SHOWN_V6) !== 0),
       mask: p.entryMask[e],
-      port: p.entryInfo[e * 2 + 1],
+      port: family.records[at + 2],
       tag: (p.entryFlags[e] & FLAG_HAS_TAG) !== 0 ? tagText(p, e) : null,
     });
     this.results[e] = result;
     return result;
   }
 
+  /** Every record of a family: calls `visit(record, first entry offset, end)`. */
+  private static eachRecord(family: FamilyParts, visit: (r: number, from: number, to: number) => void): void {
+    const rec = family.records;
+    const K = family.width >>> 5;
+    for (let r = 0; r < rec.length; ) {
+      const from = r + REC_KEY + K + 2;
+      const to = from + (rec[r + REC_KEY + K] + rec[r + REC_KEY + K + 1]) * ENTRY_WORDS;
+      visit(r, from, to);
+      r = to;
+    }
+  }
+
   /** Entries per group, sorted by group. */
   groupCounts(): GroupCount[] {
     if (!this.counts) {
       const byGroup = new Map<number, number>();
-      const info = this.entryInfo;
-      for (let e = 0; e < this.size; e++) byGroup.set(info[e * 2], (byGroup.get(info[e * 2]) ?? 0) + 1);
+      for (const family of [this.v4, this.v6]) {
+        if (!family) continue;
+        const rec = family.records;
+        AddressTable.eachRecord(family, (_r, from, to) => {
+          for (let at = from; at < to; at += ENTRY_WORDS) {
+            const g = rec[at + 1] >>> 0;
+            byGroup.set(g, (byGroup.get(g) ?? 0) + 1);
+          }
+        });
+      }
       this.counts = [...byGroup].map(([grp, count]) => ({ grp, count })).sort((a, b) => a.grp - b.grp);
     }
     return this.counts.map((c) => ({ ...c }));
@@ -215,17 +217,18 @@ export class AddressTable {
     const found: { m: AddressMatch; v6: boolean; key: number[] }[] = [];
     for (const family of [this.v4, this.v6]) {
       if (!family) continue;
+      const rec = family.records;
       const K = family.width >>> 5;
-      for (let q = 0; q < family.prefixCount; q++) {
-        for (let e = family.prefixInfo[q * 4 + 1]; e < family.prefixInfo[q * 4 + 3]; e++) {
-          if (grp !== undefined && this.entryInfo[e * 2] !== grp) continue;
-          const m = this.results[e] ?? this.materialize(e, family, q);
-          const v6 = (this.parts.entryFlags[e] & FLAG_SHOWN_V6) !== 0;
-          const key = Array.from(family.prefixKeys.subarray(q * K, q * K + K));
+      AddressTable.eachRecord(family, (r, from, to) => {
+        for (let at = from; at < to; at += ENTRY_WORDS) {
+          if (grp !== undefined && rec[at + 1] >>> 0 !== grp) continue;
+          const m = this.results[rec[at]] ?? this.materialize(family, r, at);
+          const v6 = (this.parts.entryFlags[rec[at]] & FLAG_SHOWN_V6) !== 0;
+          const key = Array.from(rec.subarray(r + REC_KEY, r + REC_KEY + K), (w) => w >>> 0);
           // An IPv4-mapped entry sorts among IPv6 ones by its full IPv6 network.
           found.push({ m, v6, key: v6 && K === 1 ? [0, 0, 0xffff, key[0]] : key });
         }
-      }
+      });
     }
     found.sort((a, b) => {
       if (a.m.grp !== b.m.grp) return a.m.grp - b.m.grp;
@@ -237,15 +240,58 @@ export class AddressTable {
   }
 }
 
-function networkText(family: FamilyParts, prefix: number, shownV6: boolean): string {
+/** Whether the IPv6 prefix of record r covers `key`. */
+function coversIPv6(rec: Int32Array, r: number, key: Uint32Array): boolean {
+  const len = rec[r + REC_LENGTH];
+  let w = 0;
+  for (; (w + 1) << 5 <= len; w++) if ((key[w] ^ rec[r + REC_KEY + w]) !== 0) return false;
+  const rest = len & 31;
+  return rest === 0 || ((key[w] ^ rec[r + REC_KEY + w]) >>> (32 - rest)) === 0;
+}
+
+/** First entry offset in [lo, hi) (entries sorted by group) whose group is allowed, or -1. */
+function firstInGroups(rec: Int32Array, lo: number, hi: number, groups: readonly number[] | null): number {
+  if (groups === null) return lo;
+  const n = groups.length;
+  if (hi - lo <= LINEAR_SCAN * ENTRY_WORDS) {
+    for (let at = lo; at < hi; at += ENTRY_WORDS) {
+      const grp = rec[at + 1] >>> 0;
+      for (let j = 0; j < n; j++) if (groups[j] === grp) return at;
+    }
+    return -1;
+  }
+  let best = -1;
+  for (let j = 0; j < n; j++) {
+    const g = groups[j];
+    const at = lowerBound(rec, lo, hi, 1, g);
+    if (at < hi && rec[at + 1] >>> 0 === g && (best < 0 || at < best)) best = at;
+  }
+  return best;
+}
+
+/** First entry offset in [lo, hi) whose field (1 group, 2 port) is >= value; sorted by it. */
+function lowerBound(rec: Int32Array, lo: number, hi: number, field: 1 | 2, value: number): number {
+  let a = (lo / ENTRY_WORDS) | 0;
+  let b = (hi / ENTRY_WORDS) | 0;
+  const base = lo - a * ENTRY_WORDS;
+  while (a < b) {
+    const mid = (a + b) >>> 1;
+    if (rec[base + mid * ENTRY_WORDS + field] >>> 0 < value) a = mid + 1;
+    else b = mid;
+  }
+  return base + a * ENTRY_WORDS;
+}
+
+function networkText(family: FamilyParts, r: number, shownV6: boolean): string {
+  const rec = family.records;
   if (family.width === 32) {
-    const addr = family.prefixKeys[prefix];
+    const addr = rec[r + REC_KEY] >>> 0;
     if (!shownV6) return formatIPv4(addr);
     return ipaddr.IPv4.parse(formatIPv4(addr)).toIPv4MappedAddress().toString();
   }
   const bytes: number[] = [];
   for (let w = 0; w < 4; w++) {
-    const word = family.prefixKeys[prefix * 4 + w];
+    const word = rec[r + REC_KEY + w];
     bytes.push(word >>> 24, (word >>> 16) & 255, (word >>> 8) & 255, word & 255);
   }
   return ipaddr.fromByteArray(bytes).toString();

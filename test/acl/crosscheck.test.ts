@@ -1,5 +1,6 @@
 import ipaddr from 'ipaddr.js';
 import { describe, expect, it } from 'vitest';
+import { AddressRowCollector } from '../../src/acl/build.js';
 import { AddressTable, type AddressRow } from '../../src/acl/table.js';
 import { prng, ReferenceTable } from './reference.js';
 
@@ -71,13 +72,19 @@ function scenario(seed: number, entries: number, lookups: number) {
 }
 
 describe('AddressTable against a linear-scan reference', () => {
+  // Direct levels: the defaults (12/13 bits below 65,536 prefixes), the big ones (17/18) and
+  // the extremes, so every node depth and word straddle is walked.
   it.each([
-    [1, 300, 4000],
-    [2, 2500, 4000],
-    [3, 10000, 2500], // above the big-family threshold: the 17/18-bit direct level
-  ])('seed %i: %i entries, %i lookups agree', (seed, entries, lookups) => {
+    [1, 300, 4000, undefined],
+    [2, 2500, 4000, undefined],
+    [3, 8000, 3000, { v4: 17, v6: 18 }],
+    [4, 3000, 3000, { v4: 2, v6: 3 }],
+    [5, 3000, 3000, { v4: 22, v6: 23 }],
+  ])('seed %i: %i entries, %i lookups agree (direct bits %j)', (seed, entries, lookups, directBits) => {
     const { rows, probes } = scenario(seed, entries, lookups);
-    const table = AddressTable.build(rows);
+    const collector = new AddressRowCollector({ directBits });
+    for (const r of rows) collector.add(r.id, r.grp, r.ip_addr, r.mask, r.port, r.tag);
+    const table = new AddressTable(collector.finish());
     const reference = new ReferenceTable(rows);
     let hits = 0;
     for (const p of probes) {

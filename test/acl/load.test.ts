@@ -85,6 +85,39 @@ describe('loadAddressTable', () => {
   });
 });
 
+describe('loadAddressTable: reading rows', () => {
+  it('reads a table larger than one chunk, tags and ids intact', async () => {
+    const rows: FixtureRow[] = [];
+    for (let i = 0; i < 70_000; i++) {
+      rows.push({ id: i * 3 - 1000, grp: i % 7, ip_addr: `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, mask: 32, tag: i % 1000 === 0 ? `t${i}` : null });
+    }
+    rows.push({ id: 500_000, grp: 1, ip_addr: '2001:db8::', mask: 48, port: 5060, tag: 'last' });
+    const { table } = await loadAddressTable(createAddressDb(dir, 'chunks.db', rows));
+    expect(table.size).toBe(70_001);
+    const i = (1 << 16) + 17 * 256 + 95; // in the second chunk
+    expect(table.match('10.1.17.95', 1)).toEqual({ id: i * 3 - 1000, grp: i % 7, ipAddr: '10.1.17.95', mask: 32, port: 0, tag: null });
+    expect(table.match('10.1.17.95', 1)?.tag).toBeNull();
+    expect(table.match('10.0.3.232', 1)?.tag).toBe('t1000');
+    expect(table.match('10.1.17.95', 1, [i % 7 === 0 ? 1 : 0])).toBeNull();
+    expect(table.match('2001:db8::1', 5060)).toMatchObject({ id: 500_000, tag: 'last' });
+  });
+
+  it.each([
+    ['a mask that is not an integer', "UPDATE address SET mask = 24.5 WHERE id = 4", /address row id 4: mask 24.5 is not an integer/],
+    ['a group that is not a number', "UPDATE address SET grp = 'abc' WHERE id = 4", /address row id 4: grp abc is not an integer/],
+    ['a separator inside ip_addr', "UPDATE address SET ip_addr = '10.0.0.1' || char(31) || '5' WHERE id = 4", /address row id 4: ip_addr "10\.0\.0\.1\\u001f5" is not an IPv4 or IPv6 address/],
+    ['a tag that is not text', "UPDATE address SET tag = x'00ff' WHERE id = 4", /address row id 4: tag is not text/],
+  ])('names a row with %s', async (_what, update, message) => {
+    const path = createAddressDb(dir, `odd-${Math.random().toString(36).slice(2)}.db`, sample);
+    const db = new Database(path);
+    db.exec(update);
+    db.close();
+    const err = await rejection(loadAddressTable(path));
+    expect(err.code).toBe('E_ACL_RELOAD_FAILED');
+    expect(err.message).toMatch(message);
+  });
+});
+
 describe('AddressTableHolder', () => {
   it('starts empty, swaps in a loaded table and reports it', async () => {
     const holder = new AddressTableHolder();
