@@ -12,6 +12,7 @@ interface ServeFlags {
   control?: string;
   logLevel?: string;
   alias?: string[];
+  advertise?: string;
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -30,6 +31,7 @@ export function resolveServeConfig(flags: ServeFlags): ProxyConfig {
   if (flags.db !== undefined) over.db = flags.db;
   if (flags.control !== undefined) over.control = flags.control;
   if (flags.alias !== undefined) over.aliases = flags.alias;
+  if (flags.advertise !== undefined) over.advertise = flags.advertise;
   if (flags.logLevel !== undefined) over.log = { level: flags.logLevel };
   return applyConfig(config, over, 'flags');
 }
@@ -45,6 +47,7 @@ export function registerServe(program: Command): void {
     .option('--db <path>', 'SQLite database (default ./data/sipctl.db, env SIPCTL_DB)')
     .option('--control <path>', 'control socket (default ./data/sipctl.sock, env SIPCTL_CONTROL)')
     .option('--alias <host>', 'another name or address[:port] that means this proxy (repeatable)', collect)
+    .option('--advertise <host[:port]>', 'the address peers reach this proxy at, for Via and Record-Route (needed with 0.0.0.0 / [::] listeners or NAT)')
     .option('--log-level <level>', 'error, warn, info or debug')
     .action(async (flags: ServeFlags) => {
       const config = resolveServeConfig(flags);

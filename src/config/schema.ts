@@ -33,6 +33,12 @@ export interface ProxyConfig {
   listen: string[];
   /** Other host names / addresses (optionally :port) that mean this proxy. */
   aliases: string[];
+  /**
+   * The address (and optionally port) peers reach this proxy at, written into Via,
+   * Record-Route and Path instead of a listener's own address (Kamailio's `advertise`).
+   * Needed when listening on 0.0.0.0 / [::] or behind NAT.
+   */
+  advertise: string | undefined;
   db: string;
   control: string;
   /** One next hop for every initial request (the simplest stateless proxy); overrides the dispatcher. */
@@ -70,6 +76,7 @@ export function defaultConfig(): ProxyConfig {
   return {
     listen: ['udp:127.0.0.1:5060', 'tcp:127.0.0.1:5060'],
     aliases: [],
+    advertise: undefined,
     db: DEFAULT_DB_PATH,
     control: DEFAULT_CONTROL_PATH,
     forward: undefined,
@@ -165,13 +172,19 @@ function probe(v: unknown, key: string, base: ProbeConfig, partial: boolean): Pa
 export function applyConfig(base: ProxyConfig, input: unknown, where = ''): ProxyConfig {
   if (input === undefined || input === null) return base;
   if (!isObj(input)) throw usageError('E_CONFIG_BAD_FILE', `config${where ? ' ' + where : ''}: expected a mapping of options at the top level`);
-  checkKeys(input, ['listen', 'aliases', 'db', 'control', 'forward', 'recordRoute', 'log', 'acl', 'dispatcher', 'tcp', 'pairing'], '');
+  checkKeys(input, ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'log', 'acl', 'dispatcher', 'tcp', 'pairing'], '');
   const c: ProxyConfig = structuredClone(base);
   if (input.listen !== undefined) {
     c.listen = strList(input.listen, 'listen');
     if (c.listen.length === 0) bad('listen', 'at least one listen address is needed');
   }
   if (input.aliases !== undefined) c.aliases = strList(input.aliases, 'aliases');
+  if (input.advertise !== undefined) {
+    c.advertise = input.advertise === null ? undefined : str(input.advertise, 'advertise');
+    if (c.advertise !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?$/.test(c.advertise)) {
+      bad('advertise', `expected HOST or HOST:PORT (IPv6 in brackets), got ${JSON.stringify(c.advertise)}`);
+    }
+  }
   if (input.db !== undefined) c.db = str(input.db, 'db');
   if (input.control !== undefined) c.control = str(input.control, 'control');
   if (input.forward !== undefined) c.forward = input.forward === null ? undefined : str(input.forward, 'forward');

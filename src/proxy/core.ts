@@ -89,7 +89,16 @@ export class ProxyCore {
   /** Bind the transport once it is listening (it needs our onInbound to be created). */
   attach(transport: Transport): void {
     this._transport = transport;
-    this._local = new LocalAddresses(transport.listeners, this.config.aliases);
+    const aliases = this.config.advertise === undefined ? this.config.aliases : [...this.config.aliases, this.config.advertise];
+    this._local = new LocalAddresses(transport.listeners, aliases);
+  }
+
+  /** host:port this listener is known by to peers: the advertised address, else its own. */
+  publicAddress(l: Listener): { host: string; port: number } {
+    const adv = this.config.advertise;
+    if (adv === undefined) return { host: hostText(l.address), port: l.port };
+    const m = /^(\[[^\]]+\]|[^:]+)(?::([0-9]+))?$/.exec(adv)!;
+    return { host: m[1]!, port: m[2] === undefined ? l.port : Number(m[2]) };
   }
 
   setForwardTarget(get: () => Target | undefined): void {
@@ -314,7 +323,7 @@ export class ProxyCore {
     }
     // Step 8: our Via, with the stateless branch (§16.11).
     const branch = ctx.branch;
-    msg.insertHeaderBefore('via', 'Via', ownVia(out, branch, ctx.inbound));
+    msg.insertHeaderBefore('via', 'Via', ownVia(out, this.publicAddress(out), branch, ctx.inbound));
     const bytes = msg.serialize();
     if (msg.method === 'INVITE') this.pairing.remember(branch, target);
     transport.send(target, bytes, out);
@@ -323,7 +332,8 @@ export class ProxyCore {
 
   /** A URI that routes back to this listener: `sip:ADDR:PORT;transport=X;lr` (§16.6 step 4). */
   routeUri(l: Listener, double = false): string {
-    return `sip:${hostText(l.address)}:${l.port};transport=${l.protocol};lr${double ? ';r2=on' : ''}`;
+    const { host, port } = this.publicAddress(l);
+    return `sip:${host}:${port};transport=${l.protocol};lr${double ? ';r2=on' : ''}`;
   }
 
   // ------------------------------------------------------------------ responses

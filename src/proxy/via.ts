@@ -81,9 +81,9 @@ export function statelessBranch(msg: SipMessage, incoming: Via | undefined): str
   return MAGIC_COOKIE + 'sc.' + h.digest();
 }
 
-/** Our Via for a request leaving on `listener`. */
-export function ownVia(listener: Listener, branch: string, inbound?: Inbound): string {
-  let v = `SIP/2.0/${listener.protocol === 'tcp' ? 'TCP' : 'UDP'} ${hostText(listener.address)}:${listener.port};branch=${branch}`;
+/** Our Via for a request leaving on `listener`, whose sent-by peers know as `sentBy`. */
+export function ownVia(listener: Listener, sentBy: { host: string; port: number }, branch: string, inbound?: Inbound): string {
+  let v = `SIP/2.0/${listener.protocol === 'tcp' ? 'TCP' : 'UDP'} ${sentBy.host}:${sentBy.port};branch=${branch}`;
   if (inbound !== undefined && inbound.protocol === 'tcp' && inbound.connectionId !== undefined) {
     v += `;${CONNECTION_PARAM}=${inbound.connectionId}`;
   }

@@ -50,6 +50,13 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
   const logger = opts.logger ?? new Logger({ level: config.log.level });
   const started = Date.now();
   const listenSpecs = config.listen.map((l) => parseListenSpec(l));
+  const wildcard = listenSpecs.find((l) => l.address === '0.0.0.0' || l.address === '::');
+  if (wildcard !== undefined && config.advertise === undefined) {
+    throw usageError(
+      'E_CONFIG_NEEDS_ADVERTISE',
+      `listening on ${formatListenSpec(wildcard)} needs --advertise ADDRESS[:PORT]: the address peers reach this proxy at, written into Via and Record-Route`,
+    );
+  }
   const rules = config.dispatcher.rules.map((r) => ({ ...r, parsed: parseAlgorithm(r.algorithm) }));
 
   // ---- the store: migrated on open so a fresh machine just works
@@ -163,7 +170,8 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
         localVia: (target) => {
           const l = transport.listenerFor(target);
           const listener = l ?? transport.listeners[0]!;
-          return { transport: listener.protocol === 'tcp' ? 'TCP' : 'UDP', host: listener.address, port: listener.port };
+          const pub = core.publicAddress(listener);
+          return { transport: listener.protocol === 'tcp' ? 'TCP' : 'UDP', host: pub.host.replace(/^\[|\]$/g, ''), port: pub.port };
         },
         now: systemClock.now,
         setTimeout: systemClock.setTimeout,
