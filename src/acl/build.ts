@@ -5,8 +5,9 @@
  * runs in a worker thread and its result crosses to the proxy's thread by transferring the
  * ArrayBuffers, without a copy (see load.ts).
  *
- * Per family (IPv4, IPv6) there is a trie (trie.ts) mapping an address to a prefix record, and
- * the records, one per distinct (network, length), in one Int32Array:
+ * Per family (IPv4, IPv6) there is a trie (trie.ts) mapping an address to a prefix record, one
+ * per distinct (network, length), stored in the same Int32Array as the nodes, next to the node
+ * where the prefix ends:
  *
  *   [parent, length, network words (1 or 4), exact-port count, any-port count, entries...]
  *
@@ -29,8 +30,8 @@ import { MAX_GROUP, MAX_PORT } from './validate.js';
 
 export interface FamilyParts extends TrieParts {
   width: 32 | 128;
-  /** Prefix records, see the header. */
-  records: Int32Array;
+  /** The offset in `trie` of each prefix's record, in prefix order (network, then length). */
+  recordAt: Int32Array;
 }
 
 export interface TableParts {
@@ -61,7 +62,7 @@ export const ENTRY_WORDS = 3;
 /** The ArrayBuffers of `parts`, for postMessage's transfer list. */
 export function transferList(parts: TableParts): ArrayBuffer[] {
   const arrays: ArrayBufferView[] = [parts.entryId, parts.entryMask, parts.entryFlags, parts.tagBytes, parts.tagOffsets];
-  for (const f of [parts.v4, parts.v6]) if (f) arrays.push(f.direct, f.nodes, f.records);
+  for (const f of [parts.v4, parts.v6]) if (f) arrays.push(f.direct, f.trie, f.recordAt);
   return [...new Set(arrays.map((a) => a.buffer as ArrayBuffer))];
 }
 
@@ -109,6 +110,14 @@ export class AddressRowCollector {
 
   get count(): number {
     return this.n;
+  }
+
+  /** Forgets the rows added after the first `count` (a bulk reader retrying a chunk). */
+  truncate(count: number): void {
+    if (count < this.n) {
+      this.n = count;
+      this.tags.length = count;
+    }
   }
 
   /** Adds one row as SQLite or a caller hands it over: every column is checked. */
@@ -292,7 +301,7 @@ export class AddressRowCollector {
     return ids[a] - ids[b];
   };
 
-  /** Records and trie for the sorted entries [from, to) of one family. */
+  /** Trie and records for the sorted entries [from, to) of one family. */
   private family(order: Uint32Array, from: number, to: number, width: 32 | 128): FamilyParts {
     const { keys, lens, ports, grps } = this;
     const K = width >>> 5;
@@ -300,45 +309,59 @@ export class AddressRowCollector {
     for (let e = from; e < to; e++) if (e === from || !samePrefix(keys, lens, order[e - 1], order[e])) prefixes++;
     const prefixKeys = new Uint32Array(prefixes * K);
     const prefixLens = new Uint8Array(prefixes);
-    const prefixRecord = new Int32Array(prefixes);
-    const records = new Int32Builder((to - from) * (ENTRY_WORDS + 2) + prefixes * (4 + K));
+    const prefixParent = new Int32Array(prefixes);
+    /** Prefix p's entries are the sorted entries [prefixStart[p], prefixStart[p + 1]). */
+    const prefixStart = new Int32Array(prefixes + 1);
     // Open prefixes: in sorted order a covering prefix comes before what it covers and
     // prefixes nest like brackets, so a stack finds each one's nearest cover.
     const open = new Int32Array(width + 2);
     let depth = 0;
     let p = -1;
-    let e = from;
-    while (e < to) {
+    for (let e = from; e < to; e++) {
       const r = order[e];
-      let end = e + 1;
-      while (end < to && samePrefix(keys, lens, r, order[end])) end++;
+      if (e !== from && samePrefix(keys, lens, order[e - 1], r)) continue;
       p++;
       for (let w = 0; w < K; w++) prefixKeys[p * K + w] = keys[r * 4 + w];
       prefixLens[p] = lens[r];
+      prefixStart[p] = e;
       while (depth > 0 && !covers(prefixKeys, prefixLens, K, open[depth - 1], p)) depth--;
-      const at = records.reserve(4 + K + (end - e) * ENTRY_WORDS);
-      const rec = records.a;
-      prefixRecord[p] = at;
-      rec[at + REC_PARENT] = depth > 0 ? prefixRecord[open[depth - 1]] : -1;
-      rec[at + REC_LENGTH] = lens[r];
-      for (let w = 0; w < K; w++) rec[at + REC_KEY + w] = keys[r * 4 + w];
+      prefixParent[p] = depth > 0 ? open[depth - 1] : -1;
+      open[depth++] = p;
+    }
+    prefixStart[prefixes] = to;
+
+    const out = new Int32Builder((to - from) * (ENTRY_WORDS + 8) + prefixes * (4 + K));
+    const recordAt = new Int32Array(prefixes).fill(-1);
+    // Appends prefix q's record (its parent's first, for the offset) unless it is there already.
+    const record = (q: number): number => {
+      if (recordAt[q] >= 0) return recordAt[q];
+      const parent = prefixParent[q] >= 0 ? record(prefixParent[q]) : -1;
+      const first = prefixStart[q];
+      const end = prefixStart[q + 1];
+      const at = out.reserve(4 + K + (end - first) * ENTRY_WORDS);
+      const rec = out.a;
+      rec[at + REC_PARENT] = parent;
+      rec[at + REC_LENGTH] = prefixLens[q];
+      for (let w = 0; w < K; w++) rec[at + REC_KEY + w] = prefixKeys[q * K + w];
       let exact = 0;
-      for (let x = e; x < end; x++) {
+      for (let x = first; x < end; x++) {
         const row = order[x];
         if (ports[row] !== 0) exact++;
-        const slot = at + 4 + K + (x - e) * ENTRY_WORDS;
+        const slot = at + 4 + K + (x - first) * ENTRY_WORDS;
         rec[slot] = x;
         rec[slot + 1] = grps[row];
         rec[slot + 2] = ports[row];
       }
       rec[at + REC_KEY + K] = exact;
-      rec[at + REC_KEY + K + 1] = end - e - exact;
-      open[depth++] = p;
-      e = end;
-    }
+      rec[at + REC_KEY + K + 1] = end - first - exact;
+      recordAt[q] = at;
+      return at;
+    };
     const directBits = width === 32 ? this.options.directBits?.v4 : this.options.directBits?.v6;
-    const trie = buildTrie(prefixKeys, prefixLens, prefixRecord, prefixes, width, directBits);
-    return { width, ...trie, records: records.finish() };
+    const trie = buildTrie(prefixKeys, prefixLens, prefixes, width, out, record, directBits);
+    // A prefix wholly shadowed by longer ones and covering none is in no slot: add it for dumps.
+    for (let q = 0; q < prefixes; q++) record(q);
+    return { width, ...trie, trie: out.finish(), recordAt };
   }
 }
 

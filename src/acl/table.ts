@@ -114,7 +114,7 @@ export class AddressTable {
   }
 
   private matchIPv4(family: FamilyParts, addr: number, port: number, groups: readonly number[] | null): AddressMatch | null {
-    const rec = family.records;
+    const rec = family.trie;
     // From the trie's answer out through the shorter prefixes covering it, to the first one
     // that covers the address (see trie.ts on skips) and has a suitable entry.
     for (let r = lookupIPv4(family, addr); r >= 0; r = rec[r + REC_PARENT]) {
@@ -127,7 +127,7 @@ export class AddressTable {
   }
 
   private matchIPv6(family: FamilyParts, key: Uint32Array, port: number, groups: readonly number[] | null): AddressMatch | null {
-    const rec = family.records;
+    const rec = family.trie;
     for (let r = lookupIPv6(family, key); r >= 0; r = rec[r + REC_PARENT]) {
       if (!coversIPv6(rec, r, key)) continue;
       const at = this.pickEntry(rec, r + REC_KEY + 4, port, groups);
@@ -165,13 +165,14 @@ export class AddressTable {
 
   private materialize(family: FamilyParts, r: number, at: number): AddressMatch {
     const p = this.parts;
-    const e = family.records[at];
+    const rec = family.trie;
+    const e = rec[at];
     const result: AddressMatch = Object.freeze({
       id: p.entryId[e],
-      grp: family.records[at + 1] >>> 0,
+      grp: rec[at + 1] >>> 0,
       ipAddr: networkText(family, r, (p.entryFlags[e] & FLAG_SHOWN_V6) !== 0),
       mask: p.entryMask[e],
-      port: family.records[at + 2],
+      port: rec[at + 2],
       tag: (p.entryFlags[e] & FLAG_HAS_TAG) !== 0 ? tagText(p, e) : null,
     });
     this.results[e] = result;
@@ -180,14 +181,20 @@ export class AddressTable {
 
   /** Every record of a family: calls `visit(record, first entry offset, end)`. */
   private static eachRecord(family: FamilyParts, visit: (r: number, from: number, to: number) => void): void {
-    const rec = family.records;
+    const rec = family.trie;
     const K = family.width >>> 5;
-    for (let r = 0; r < rec.length; ) {
+    for (const r of family.recordAt) {
       const from = r + REC_KEY + K + 2;
-      const to = from + (rec[r + REC_KEY + K] + rec[r + REC_KEY + K + 1]) * ENTRY_WORDS;
-      visit(r, from, to);
-      r = to;
+      visit(r, from, from + (rec[r + REC_KEY + K] + rec[r + REC_KEY + K + 1]) * ENTRY_WORDS);
     }
+  }
+
+  /** Bytes held in the table's typed arrays (the result objects made so far not counted). */
+  get memoryBytes(): number {
+    const p = this.parts;
+    let bytes = p.entryId.byteLength + p.entryMask.byteLength + p.entryFlags.byteLength + p.tagBytes.byteLength + p.tagOffsets.byteLength;
+    for (const f of [p.v4, p.v6]) if (f) bytes += f.direct.byteLength + f.trie.byteLength + f.recordAt.byteLength;
+    return bytes;
   }
 
   /** Entries per group, sorted by group. */
@@ -196,7 +203,7 @@ export class AddressTable {
       const byGroup = new Map<number, number>();
       for (const family of [this.v4, this.v6]) {
         if (!family) continue;
-        const rec = family.records;
+        const rec = family.trie;
         AddressTable.eachRecord(family, (_r, from, to) => {
           for (let at = from; at < to; at += ENTRY_WORDS) {
             const g = rec[at + 1] >>> 0;
@@ -217,7 +224,7 @@ export class AddressTable {
     const found: { m: AddressMatch; v6: boolean; key: number[] }[] = [];
     for (const family of [this.v4, this.v6]) {
       if (!family) continue;
-      const rec = family.records;
+      const rec = family.trie;
       const K = family.width >>> 5;
       AddressTable.eachRecord(family, (r, from, to) => {
         for (let at = from; at < to; at += ENTRY_WORDS) {
@@ -283,7 +290,7 @@ function lowerBound(rec: Int32Array, lo: number, hi: number, field: 1 | 2, value
 }
 
 function networkText(family: FamilyParts, r: number, shownV6: boolean): string {
-  const rec = family.records;
+  const rec = family.trie;
   if (family.width === 32) {
     const addr = rec[r + REC_KEY] >>> 0;
     if (!shownV6) return formatIPv4(addr);

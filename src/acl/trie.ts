@@ -20,10 +20,12 @@
  *    caller walks from the result to the shorter prefixes covering it until one covers the
  *    address), so a lone /128 costs two nodes, not 23.
  *
- * Results are the caller's values for prefixes (record offsets, see build.ts), -1 for none; each
- * shorter covering prefix is pushed down into the slots it covers ("leaf pushing"), so no
- * backtracking is needed. Nodes are laid out depth first, a child right after its parent where
- * it can be, so a chain of single children is read in sequence.
+ * Results are the offsets of the caller's prefix records (build.ts), -1 for none; each shorter
+ * covering prefix is pushed down into the slots it covers ("leaf pushing"), so no backtracking
+ * is needed. Nodes and records share one array, laid out depth first: a node, then the records
+ * of the prefixes ending in it, then its first child; so the last node a lookup reads and the
+ * record it finds are usually a cache line apart, and a chain of single children is read in
+ * sequence.
  */
 
 /** Address bits consumed per node below the direct level. */
@@ -44,8 +46,11 @@ export interface TrieParts {
   directBits: number;
   /** 2^directBits slots: a node offset (>= 0) or an encoded result (-2 - result, so -1 is none). */
   direct: Int32Array;
-  /** Nodes: [vector, leafVector, child offsets..., results...]; skip nodes: [endBit, 0]. */
-  nodes: Int32Array;
+  /**
+   * Nodes — [vector, leafVector, child offsets..., results...], skip nodes [endBit, 0] — and,
+   * between them, the caller's prefix records.
+   */
+  trie: Int32Array;
 }
 
 export function popcount32(x: number): number {
@@ -66,7 +71,7 @@ export function popcount32(x: number): number {
 export function lookupIPv4(t: TrieParts, addr: number): number {
   let at = t.direct[addr >>> (32 - t.directBits)];
   if (at < 0) return -2 - at;
-  const nodes = t.nodes;
+  const nodes = t.trie;
   let depth = t.directBits;
   for (;;) {
     const vector = nodes[at];
@@ -90,7 +95,7 @@ export function lookupIPv4(t: TrieParts, addr: number): number {
 export function lookupIPv6(t: TrieParts, key: Uint32Array): number {
   let at = t.direct[key[0] >>> (32 - t.directBits)];
   if (at < 0) return -2 - at;
-  const nodes = t.nodes;
+  const nodes = t.trie;
   let depth = t.directBits;
   for (;;) {
     const vector = nodes[at];
@@ -145,44 +150,46 @@ export class Int32Builder {
 /**
  * Builds the trie over `count` prefixes, sorted by key (unsigned, big-endian) then length, no
  * two equal: prefix i is the first `lens[i]` bits of `keys[i*K .. i*K+K)`, K = width/32, with
- * the bits past its length zero. `results[i]` is what a lookup returns for prefix i.
- * `directBits` overrides the direct level's width (tests use it to reach every layout).
+ * the bits past its length zero. Nodes are appended to `out`; `record(i)` is called when the
+ * result for prefix i is first needed, appends prefix i's record to `out` if it is not there
+ * yet, and returns its offset. `directBits` overrides the direct level's width (tests use it
+ * to reach every layout).
  */
 export function buildTrie(
   keys: Uint32Array,
   lens: Uint8Array,
-  results: Int32Array,
   count: number,
   width: 32 | 128,
+  out: Int32Builder,
+  record: (prefix: number) => number,
   directBits = defaultDirectBits(width, count),
-): TrieParts {
+): { directBits: number; direct: Int32Array } {
   if (directBits < 1 || directBits > 24 || (width - directBits) % STRIDE !== 0) {
     throw new RangeError(`direct level of ${directBits} bits does not fit a ${width}-bit address in strides of ${STRIDE}`);
   }
-  return new TrieBuilder(keys, lens, results, count, width, directBits).build();
+  return new TrieBuilder(keys, lens, count, width, directBits, out, record).build();
 }
 
 class TrieBuilder {
   private readonly K: number;
-  private readonly directBits: number;
-  private readonly nodes: Int32Builder;
   // Per-level scratch (a level is one stride below the direct level): slot prefixes and child ranges.
   private readonly slotPrefix: Int32Array[] = [];
   private readonly childLo: Int32Array[] = [];
   private readonly childHi: Int32Array[] = [];
+  /** The prefixes of the node being written, one per run (used before recursing). */
+  private readonly runPrefix = new Int32Array(32);
 
   constructor(
     private readonly keys: Uint32Array,
     private readonly lens: Uint8Array,
-    private readonly results: Int32Array,
     private readonly count: number,
     private readonly width: 32 | 128,
-    directBits: number,
+    private readonly directBits: number,
+    private readonly nodes: Int32Builder,
+    private readonly record: (prefix: number) => number,
   ) {
     this.K = width >>> 5;
-    this.directBits = directBits;
-    this.nodes = new Int32Builder(count * 8);
-    const levels = Math.ceil((width - this.directBits) / STRIDE) + 1;
+    const levels = Math.ceil((width - directBits) / STRIDE) + 1;
     for (let i = 0; i < levels; i++) {
       this.slotPrefix.push(new Int32Array(32));
       this.childLo.push(new Int32Array(32));
@@ -191,10 +198,10 @@ class TrieBuilder {
   }
 
   private result(prefix: number): number {
-    return prefix < 0 ? -1 : this.results[prefix];
+    return prefix < 0 ? -1 : this.record(prefix);
   }
 
-  /** `n` (<= 18) address bits of prefix `p` from bit `offset`. */
+  /** `n` (<= 24) address bits of prefix `p` from bit `offset`. */
   private bitsAt(p: number, offset: number, n: number): number {
     const w = p * this.K + (offset >>> 5);
     const o = offset & 31;
@@ -214,10 +221,9 @@ class TrieBuilder {
     return this.width;
   }
 
-  build(): TrieParts {
+  build(): { directBits: number; direct: Int32Array } {
     const { count, lens } = this;
     const D = this.directBits;
-    const direct = new Int32Array(1 << D).fill(-1);
     // Prefixes no longer than D fill their slot ranges; sorted order puts a covering prefix
     // before the ones inside it, so the longest one is written last.
     const directPrefix = new Int32Array(1 << D).fill(-1);
@@ -227,6 +233,7 @@ class TrieBuilder {
       const first = len === 0 ? 0 : this.bitsAt(p, 0, D);
       directPrefix.fill(p, first, first + (1 << (D - len)));
     }
+    const direct = new Int32Array(1 << D);
     for (let s = 0; s < direct.length; s++) direct[s] = -2 - this.result(directPrefix[s]);
     // Longer prefixes hang below their direct slot; they are contiguous in sorted order.
     let p = 0;
@@ -245,7 +252,7 @@ class TrieBuilder {
       direct[slot] = this.buildNode(p, last + 1, D, directPrefix[slot]);
       p = q;
     }
-    return { directBits: D, direct, nodes: this.nodes.finish() };
+    return { directBits: D, direct };
   }
 
   /**
@@ -293,31 +300,33 @@ class TrieBuilder {
 
     // Runs of equal results over the slots that do not lead to a child (a child slot never
     // starts a run, so a slot's run is the last one starting at or before it).
+    const runPrefix = this.runPrefix;
     let leafVector = 0;
     let runs = 0;
     let previous = 0;
     for (let s = 0; s < 32; s++) {
       if (s > 0 && (vector & (1 << s)) !== 0) continue;
-      const r = this.result(slotPrefix[s]);
-      if (s === 0 || r !== previous) {
+      const prefix = slotPrefix[s];
+      if (s === 0 || prefix !== previous) {
         leafVector |= 1 << s;
-        runs++;
-        previous = r;
+        runPrefix[runs++] = prefix;
+        previous = prefix;
       }
     }
     const children = popcount32(vector);
     const at = nodes.reserve(2 + children + runs);
     nodes.a[at] = vector;
     nodes.a[at + 1] = leafVector;
-    let run = at + 2 + children;
-    for (let s = 0; s < 32; s++) {
-      if ((leafVector & (1 << s)) !== 0) nodes.a[run++] = this.result(slotPrefix[s]);
+    // Results after the node: records of prefixes ending here are appended now, next to it.
+    for (let k = 0; k < runs; k++) {
+      const r = this.result(runPrefix[k]);
+      nodes.a[at + 2 + children + k] = r; // nodes.a may have grown: index afresh
     }
     let k = 0;
-    for (let s = 0; s < 32; s++) {
-      if ((vector & (1 << s)) === 0) continue;
+    for (let rest = vector; rest !== 0; rest &= rest - 1) {
+      const s = 31 - Math.clz32(rest & -rest);
       const child = this.buildNode(childLo[s], childHi[s], bottom, slotPrefix[s]);
-      nodes.a[at + 2 + k] = child; // nodes.a may have grown: index afresh
+      nodes.a[at + 2 + k] = child;
       k++;
     }
     return at;
