@@ -690,3 +690,18 @@ export function directedCases(ctx: MutationContext): Array<{ name: string; bytes
     { name: `INVITE of ${UDP_MAX_PAYLOAD} bytes`, bytes: bytesOf(request('INVITE', `sip:service@${proxy}`, [], 'max', bigBody)).subarray(0, ctx.maxBytes) },
   ];
 }
+
+/**
+ * A mutation made framable on a stream (RFC 3261 §18.3): the header section ends at the first
+ * CRLFCRLF (one is added when there is none) and a single Content-Length gives the exact body
+ * length. Without this most mutations would break the stream and the connection would close
+ * after its first few messages; with it, the proxy reads each one as a message.
+ */
+export function reframe(msg: Buffer): Buffer {
+  const text = latin1(msg);
+  const end = text.indexOf('\r\n\r\n');
+  const head = end < 0 ? text : text.slice(0, end);
+  const body = end < 0 ? '' : text.slice(end + 4);
+  const lines = head.split('\r\n').filter((l, i) => i === 0 || !/^(content-length|l)[ \t]*:/i.test(l));
+  return bytesOf(`${lines.join('\r\n')}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+}
