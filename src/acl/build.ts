@@ -25,7 +25,7 @@
  */
 import { SipctlError } from '../errors.js';
 import { parseIPv4, parseIPv6 } from './ip-text.js';
-import { buildTrie, Int32Builder, type TrieParts } from './trie.js';
+import { buildTrie, Int32Builder, type PrefixRecords, type TrieParts } from './trie.js';
 import { MAX_GROUP, MAX_PORT } from './validate.js';
 
 export interface FamilyParts extends TrieParts {
@@ -310,7 +310,6 @@ export class AddressRowCollector {
     const prefixKeys = new Uint32Array(prefixes * K);
     const prefixLens = new Uint8Array(prefixes);
     const prefixParent = new Int32Array(prefixes);
-    /** Prefix p's entries are the sorted entries [prefixStart[p], prefixStart[p + 1]). */
     const prefixStart = new Int32Array(prefixes + 1);
     // Open prefixes: in sorted order a covering prefix comes before what it covers and
     // prefixes nest like brackets, so a stack finds each one's nearest cover.
@@ -331,37 +330,60 @@ export class AddressRowCollector {
     prefixStart[prefixes] = to;
 
     const out = new Int32Builder((to - from) * (ENTRY_WORDS + 8) + prefixes * (4 + K));
-    const recordAt = new Int32Array(prefixes).fill(-1);
-    // Appends prefix q's record (its parent's first, for the offset) unless it is there already.
-    const record = (q: number): number => {
-      if (recordAt[q] >= 0) return recordAt[q];
-      const parent = prefixParent[q] >= 0 ? record(prefixParent[q]) : -1;
-      const first = prefixStart[q];
-      const end = prefixStart[q + 1];
-      const at = out.reserve(4 + K + (end - first) * ENTRY_WORDS);
-      const rec = out.a;
-      rec[at + REC_PARENT] = parent;
-      rec[at + REC_LENGTH] = prefixLens[q];
-      for (let w = 0; w < K; w++) rec[at + REC_KEY + w] = prefixKeys[q * K + w];
-      let exact = 0;
-      for (let x = first; x < end; x++) {
-        const row = order[x];
-        if (ports[row] !== 0) exact++;
-        const slot = at + 4 + K + (x - first) * ENTRY_WORDS;
-        rec[slot] = x;
-        rec[slot + 1] = grps[row];
-        rec[slot + 2] = ports[row];
-      }
-      rec[at + REC_KEY + K] = exact;
-      rec[at + REC_KEY + K + 1] = end - first - exact;
-      recordAt[q] = at;
-      return at;
-    };
+    const records = new RecordWriter(out, K, prefixKeys, prefixLens, prefixParent, prefixStart, order, ports, grps);
     const directBits = width === 32 ? this.options.directBits?.v4 : this.options.directBits?.v6;
-    const trie = buildTrie(prefixKeys, prefixLens, prefixes, width, out, record, directBits);
+    const trie = buildTrie(prefixKeys, prefixLens, prefixes, width, out, records, directBits);
     // A prefix wholly shadowed by longer ones and covering none is in no slot: add it for dumps.
-    for (let q = 0; q < prefixes; q++) record(q);
-    return { width, ...trie, trie: out.finish(), recordAt };
+    for (let q = 0; q < prefixes; q++) records.record(q);
+    return { width, ...trie, trie: out.finish(), recordAt: records.recordAt };
+  }
+}
+
+/** Writes prefix records into the trie's array as the trie builder first needs them. */
+class RecordWriter implements PrefixRecords {
+  /** Each prefix's record offset, -1 until written. */
+  readonly recordAt: Int32Array;
+
+  constructor(
+    private readonly out: Int32Builder,
+    private readonly K: number,
+    private readonly prefixKeys: Uint32Array,
+    private readonly prefixLens: Uint8Array,
+    private readonly prefixParent: Int32Array,
+    /** Prefix q's entries are the sorted entries [prefixStart[q], prefixStart[q + 1]). */
+    private readonly prefixStart: Int32Array,
+    private readonly order: Uint32Array,
+    private readonly ports: Uint16Array,
+    private readonly grps: Uint32Array,
+  ) {
+    this.recordAt = new Int32Array(prefixLens.length).fill(-1);
+  }
+
+  /** Appends prefix q's record (its parent's first, for the offset) unless it is there already. */
+  record(q: number): number {
+    if (this.recordAt[q] >= 0) return this.recordAt[q];
+    const { K, order, ports, grps } = this;
+    const parent = this.prefixParent[q] >= 0 ? this.record(this.prefixParent[q]) : -1;
+    const first = this.prefixStart[q];
+    const end = this.prefixStart[q + 1];
+    const at = this.out.reserve(4 + K + (end - first) * ENTRY_WORDS);
+    const rec = this.out.a;
+    rec[at + REC_PARENT] = parent;
+    rec[at + REC_LENGTH] = this.prefixLens[q];
+    for (let w = 0; w < K; w++) rec[at + REC_KEY + w] = this.prefixKeys[q * K + w];
+    let exact = 0;
+    for (let x = first; x < end; x++) {
+      const row = order[x];
+      if (ports[row] !== 0) exact++;
+      const slot = at + 4 + K + (x - first) * ENTRY_WORDS;
+      rec[slot] = x;
+      rec[slot + 1] = grps[row];
+      rec[slot + 2] = ports[row];
+    }
+    rec[at + REC_KEY + K] = exact;
+    rec[at + REC_KEY + K + 1] = end - first - exact;
+    this.recordAt[q] = at;
+    return at;
   }
 }
 

@@ -47,11 +47,15 @@ export function loadAddressTable(dbPath: string): Promise<{ table: AddressTable;
     };
     worker.once('message', (reply: LoadWorkerReply) => {
       settle(() => {
-        if (reply.ok) {
+        if (!reply.ok) {
+          reject(reloadFailed(reply.message, new SipctlError(reply.code, reply.message)));
+          return;
+        }
+        try {
           const table = new AddressTable(reply.parts);
           resolve({ table, ms: performance.now() - started });
-        } else {
-          reject(reloadFailed(reply.message, new SipctlError(reply.code, reply.message)));
+        } catch (err) {
+          reject(reloadFailed((err as Error).message, err));
         }
       });
     });

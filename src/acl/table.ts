@@ -103,6 +103,7 @@ export class AddressTable {
    * text form of the peer address; text that is not an address matches nothing.
    */
   match(sourceIp: string, sourcePort: number, groups?: readonly number[] | null): AddressMatch | null {
+    if (typeof sourceIp !== 'string') return null;
     const v4 = parseIPv4(sourceIp, 0, sourceIp.length);
     if (v4 >= 0) return this.v4 === null ? null : this.matchIPv4(this.v4, v4, sourcePort, groups ?? null);
     if (!parseIPv6(sourceIp, 0, sourceIp.length, sourceKey, true)) return null;

@@ -147,12 +147,17 @@ export class Int32Builder {
   }
 }
 
+/** Where prefix records come from while a trie is built (see buildTrie). */
+export interface PrefixRecords {
+  record(prefix: number): number;
+}
+
 /**
  * Builds the trie over `count` prefixes, sorted by key (unsigned, big-endian) then length, no
  * two equal: prefix i is the first `lens[i]` bits of `keys[i*K .. i*K+K)`, K = width/32, with
- * the bits past its length zero. Nodes are appended to `out`; `record(i)` is called when the
- * result for prefix i is first needed, appends prefix i's record to `out` if it is not there
- * yet, and returns its offset. `directBits` overrides the direct level's width (tests use it
+ * the bits past its length zero. Nodes are appended to `out`; `records.record(i)` is called
+ * when the result for prefix i is first needed, appends prefix i's record to `out` if it is
+ * not there yet, and returns its offset. `directBits` overrides the direct level's width (tests use it
  * to reach every layout).
  */
 export function buildTrie(
@@ -161,13 +166,13 @@ export function buildTrie(
   count: number,
   width: 32 | 128,
   out: Int32Builder,
-  record: (prefix: number) => number,
+  records: PrefixRecords,
   directBits = defaultDirectBits(width, count),
 ): { directBits: number; direct: Int32Array } {
   if (directBits < 1 || directBits > 24 || (width - directBits) % STRIDE !== 0) {
     throw new RangeError(`direct level of ${directBits} bits does not fit a ${width}-bit address in strides of ${STRIDE}`);
   }
-  return new TrieBuilder(keys, lens, count, width, directBits, out, record).build();
+  return new TrieBuilder(keys, lens, count, width, directBits, out, records).build();
 }
 
 class TrieBuilder {
@@ -186,7 +191,7 @@ class TrieBuilder {
     private readonly width: 32 | 128,
     private readonly directBits: number,
     private readonly nodes: Int32Builder,
-    private readonly record: (prefix: number) => number,
+    private readonly records: PrefixRecords,
   ) {
     this.K = width >>> 5;
     const levels = Math.ceil((width - directBits) / STRIDE) + 1;
@@ -198,7 +203,7 @@ class TrieBuilder {
   }
 
   private result(prefix: number): number {
-    return prefix < 0 ? -1 : this.record(prefix);
+    return prefix < 0 ? -1 : this.records.record(prefix);
   }
 
   /** `n` (<= 24) address bits of prefix `p` from bit `offset`. */

@@ -48,6 +48,33 @@ describe('AddressTable.match: longest prefix', () => {
   });
 });
 
+describe('AddressTable.match: nesting', () => {
+  it('keeps a prefix wholly shadowed by longer ones, for dumps and as a fall-back', () => {
+    const t = AddressTable.build([
+      row('10.0.0.0', 31, { grp: 2, tag: 'pair' }),
+      row('10.0.0.0', 32, { grp: 1 }),
+      row('10.0.0.1', 32, { grp: 1 }),
+    ]);
+    expect(t.entries().map((m) => `${m.ipAddr}/${m.mask}`)).toEqual(['10.0.0.0/32', '10.0.0.1/32', '10.0.0.0/31']);
+    expect(t.match('10.0.0.1', 1)?.mask).toBe(32);
+    expect(t.match('10.0.0.1', 1, [2])?.tag).toBe('pair');
+  });
+
+  it('walks every length from /0 to /32 and /0 to /128, one group per length', () => {
+    const rows: AddressRow[] = [];
+    for (let len = 0; len <= 32; len++) rows.push(row('203.0.113.77', len, { grp: len, tag: `v4/${len}` }));
+    for (let len = 0; len <= 128; len++) rows.push(row('2001:db8:85a3::8a2e:370:7334', len, { grp: 1000 + len, tag: `v6/${len}` }));
+    const t = AddressTable.build(rows);
+    for (let len = 0; len <= 32; len++) expect(t.match('203.0.113.77', 1, [len])?.tag).toBe(`v4/${len}`);
+    for (let len = 0; len <= 128; len++) expect(t.match('2001:db8:85a3::8a2e:370:7334', 1, [1000 + len])?.tag).toBe(`v6/${len}`);
+    expect(t.match('203.0.113.77', 1)?.tag).toBe('v4/32');
+    expect(t.match('203.0.113.76', 1)?.tag).toBe('v4/31');
+    expect(t.match('2001:db8:85a3::8a2e:370:7335', 1)?.tag).toBe('v6/127');
+    expect(t.match('a000::', 1)?.tag).toBe('v6/0');
+    expect(t.match('1.2.3.4', 1)?.tag).toBe('v4/0');
+  });
+});
+
 describe('AddressTable.match: ports', () => {
   it('port 0 admits any source port, an exact port only that one', () => {
     const t = AddressTable.build([row('192.0.2.10', 32, { port: 5060 }), row('192.0.2.0', 24)]);
