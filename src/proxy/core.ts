@@ -16,7 +16,7 @@ import type { Logger } from '../log/logger.js';
 import type { ReplyContext, RequestDecision, Route } from '../route/api.js';
 import { SipParseError } from '../sip/errors.js';
 import type { SipMessage } from '../sip/message.js';
-import { parseMessage } from '../sip/parse.js';
+import { MAX_HEADER_FIELDS, parseMessage } from '../sip/parse.js';
 import type { SipUri } from '../sip/uri.js';
 import type { Inbound, Listener, Protocol, Target, Transport } from '../transport/types.js';
 import { RequestCtx } from './context.js';
@@ -47,6 +47,9 @@ export interface ProxyStats {
   routeErrors: number;
   rejected: number;
 }
+
+/** The largest UDP payload over IPv4 (65,535 − 8 − 20). */
+export const MAX_UDP_PAYLOAD = 65_507;
 
 /** Methods whose initial requests create dialogs and get our Record-Route (RFC 3261 §12, RFC 6665, RFC 3515). */
 export const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
@@ -149,7 +152,7 @@ export class ProxyCore {
     }
     // ACK to one of our own stateless non-2xx replies: absorbed (it ends a transaction that
     // exists only at the sender; §17.1.1.3).
-    if (msg.method === 'ACK' && msg.to.tag !== undefined && msg.to.tag === localToTag(msg)) {
+    if (msg.method === 'ACK' && msg.to.tag !== undefined && msg.to.tag.startsWith('sl') && msg.to.tag === localToTag(msg)) {
       this.stats.dropped++;
       return;
     }
@@ -325,6 +328,12 @@ export class ProxyCore {
     const branch = ctx.branch;
     msg.insertHeaderBefore('via', 'Via', ownVia(out, this.publicAddress(out), branch, ctx.inbound));
     const bytes = msg.serialize();
+    // A datagram cannot be larger than 65,507 bytes (IPv4), and the next sipctl must be able
+    // to parse what we send: answer 513 rather than send something that cannot arrive.
+    if ((target.protocol === 'udp' && bytes.length > MAX_UDP_PAYLOAD) || msg.headerCount + 4 > MAX_HEADER_FIELDS) {
+      this.replyOrDrop(msg, ctx.inbound, 513, 'Message Too Large');
+      return;
+    }
     if (msg.method === 'INVITE') this.pairing.remember(branch, target);
     transport.send(target, bytes, out);
     this.stats.forwarded++;
@@ -363,7 +372,7 @@ export class ProxyCore {
       this.stats.dropped++;
       return;
     }
-    const target = responseTarget(next, connectionIdFrom(top));
+    const target = responseTarget(next, connectionIdFrom(top, next));
     if (target === undefined) {
       this.stats.dropped++;
       this.logger.limited('debug', 'response.unroutable', 'dropped a response: its next Via cannot be reached', {

@@ -32,7 +32,7 @@ export class LocalAddresses {
   isLocalUri(uri: SipUri): boolean {
     if (uri.scheme === 'tel' || uri.scheme === 'absolute') return false;
     // maddr overrides the host for routing (§19.1.1); it is rarely used, but honour it.
-    const host = uri.params.get('maddr') ?? uri.host;
+    const host = uri.params.get('maddr') || uri.host; // an empty maddr is no maddr
     const port = uri.port ?? (uri.scheme === 'sips' ? 5061 : 5060);
     return this.isLocal(host, port);
   }

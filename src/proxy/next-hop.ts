@@ -25,7 +25,8 @@ export function nextHopOf(uri: SipUri): NextHop {
   if (t === undefined || t === 'udp') protocol = 'udp';
   else if (t === 'tcp') protocol = 'tcp';
   else return { kind: 'unsupported', why: `transport ${t} is not supported` };
-  const host = uri.params.get('maddr') ?? uri.host;
+  const host = uri.params.get('maddr') || uri.host; // an empty maddr is no maddr
+  if (host.length === 0) return { kind: 'unsupported', why: 'the URI has no host' };
   const port = uri.port ?? 5060;
   if (isIP(host) !== 0) return { kind: 'target', target: { protocol, address: host, port } };
   return { kind: 'resolve', host, protocol, port };
@@ -59,6 +60,7 @@ export class NameCache {
     if (p === undefined) {
       p = lookup(host)
         .then((r) => {
+          if (typeof r.address !== 'string' || isIP(r.address) === 0) throw new Error(`no address for ${host}`);
           if (this.cache.size >= this.maxEntries) this.cache.clear();
           this.cache.set(host, { address: r.address, expires: this.now() + this.ttlMs });
           return r.address;

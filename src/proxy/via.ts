@@ -7,6 +7,7 @@
 import type { SipMessage } from '../sip/message.js';
 import type { Via } from '../sip/values.js';
 import type { Inbound, Listener, Protocol, Target } from '../transport/types.js';
+import { randomBytes } from 'node:crypto';
 import { Hasher } from './hash.js';
 
 /** RFC 3261 §8.1.1.7: branches of RFC 3261 elements start with this magic cookie. */
@@ -81,13 +82,26 @@ export function statelessBranch(msg: SipMessage, incoming: Via | undefined): str
   return MAGIC_COOKIE + 'sc.' + h.digest();
 }
 
-/** Our Via for a request leaving on `listener`, whose sent-by peers know as `sentBy`. */
+/**
+ * Our Via for a request leaving on `listener`, whose sent-by peers know as `sentBy`. When
+ * the request came over TCP, the Via carries the connection it came on, so that its
+ * responses go back on it (§18.2.2) — sealed with a per-process secret and the sender's
+ * address, so that nobody can forge a response into another client's connection by naming
+ * its id.
+ */
 export function ownVia(listener: Listener, sentBy: { host: string; port: number }, branch: string, inbound?: Inbound): string {
   let v = `SIP/2.0/${listener.protocol === 'tcp' ? 'TCP' : 'UDP'} ${sentBy.host}:${sentBy.port};branch=${branch}`;
   if (inbound !== undefined && inbound.protocol === 'tcp' && inbound.connectionId !== undefined) {
-    v += `;${CONNECTION_PARAM}=${inbound.connectionId}`;
+    v += `;${CONNECTION_PARAM}=${inbound.connectionId}.${connectionSeal(inbound.connectionId, inbound.sourceAddress)}`;
   }
   return v;
+}
+
+const SECRET = randomBytes(16).toString('hex');
+
+function connectionSeal(id: number, address: string): string {
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return new Hasher().add(SECRET).addNumber(id).add(a.toLowerCase()).digest();
 }
 
 function protocolOf(via: Via): Protocol | undefined {
@@ -121,10 +135,16 @@ export function responseTarget(via: Via, connectionId?: number): Target | undefi
   return connectionId === undefined ? { protocol, address, port } : { protocol, address, port, connectionId };
 }
 
-/** The connection id we stored in our own Via, if any. */
-export function connectionIdFrom(via: Via): number | undefined {
-  const v = via.params.get(CONNECTION_PARAM);
+/**
+ * The connection id we stored in our own Via, if any and if its seal matches the address
+ * the response is going back to (the next Via's received, else its sent-by host).
+ */
+export function connectionIdFrom(ours: Via, next: Via): number | undefined {
+  const v = ours.params.get(CONNECTION_PARAM);
   if (v == null) return undefined;
-  const n = Number(v);
-  return Number.isInteger(n) && n >= 0 ? n : undefined;
+  const dot = v.indexOf('.');
+  if (dot <= 0) return undefined;
+  const id = Number(v.slice(0, dot));
+  if (!Number.isInteger(id) || id < 0) return undefined;
+  return v.slice(dot + 1) === connectionSeal(id, next.received ?? next.host) ? id : undefined;
 }

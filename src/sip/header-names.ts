@@ -108,10 +108,14 @@ export function canonicalName(name: string): string {
 
 /** How sipctl writes a header name it adds: "Record-Route", "Call-ID", "CSeq". */
 export function displayName(canonical: string): string {
-  const special = DISPLAY_NAMES[canonical];
-  if (special !== undefined) return special;
-  return canonical.replace(/(^|-)([a-z])/g, (_m, dash: string, ch: string) => dash + ch.toUpperCase());
+  let d = displayCache.get(canonical);
+  if (d === undefined) {
+    d = DISPLAY_NAMES[canonical] ?? canonical.replace(/(^|-)([a-z])/g, (_m, dash: string, ch: string) => dash + ch.toUpperCase());
+    if (displayCache.size < 1000) displayCache.set(canonical, d);
+  }
+  return d;
 }
+const displayCache = new Map<string, string>();
 
 /** RFC 3261 §25.1 token characters, for header names and methods. */
 const TOKEN = new Uint8Array(128);

@@ -44,6 +44,8 @@ interface Edit {
   start: number;
   end: number;
   text: string;
+  /** Set by serialize(): this edit lies inside a wider one. */
+  skip: boolean;
 }
 
 /** A value of a list header with its location: which field, which byte range. */
@@ -80,6 +82,7 @@ export class SipMessage {
   private _edits: Edit[] | undefined = undefined;
   private _removedFields: Set<number> | undefined = undefined;
   private _removedValues: Set<string> | undefined = undefined;
+  private _locations: Map<string, ValueLocation[]> | undefined = undefined;
 
   constructor(buffer: Buffer, start: StartLine, index: HeaderIndex) {
     this.buffer = buffer;
@@ -142,6 +145,16 @@ export class SipMessage {
 
   /** Byte ranges of every value of a list header, across all its fields, in order. */
   valueLocations(canonical: string): ValueLocation[] {
+    const cache = (this._locations ??= new Map());
+    let out = cache.get(canonical);
+    if (out === undefined) {
+      out = this.findValueLocations(canonical);
+      cache.set(canonical, out);
+    }
+    return out;
+  }
+
+  private findValueLocations(canonical: string): ValueLocation[] {
     const out: ValueLocation[] = [];
     const { valueStarts } = this.index;
     for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
@@ -192,7 +205,11 @@ export class SipMessage {
         const base = this.index.valueStarts[i]!;
         const parts = splitList(raw);
         if (parts.length === 0) throw new SipParseError('empty Via header');
-        for (const [s, e] of parts) out.push(parseVia(raw, s, e, base));
+        for (const [s, e] of parts) {
+          // the top Via may have been parsed already
+          const top = out.length === 0 ? this._topVia : undefined;
+          out.push(top !== undefined && top.start === base + s ? top : parseVia(raw, s, e, base));
+        }
       }
       this._vias = out;
     }
@@ -299,7 +316,7 @@ export class SipMessage {
 
   /** Replace buffer[start, end) with text; start === end inserts. */
   private edit(start: number, end: number, text: string): void {
-    (this._edits ??= []).push({ start, end, text });
+    (this._edits ??= []).push({ start, end, text, skip: false });
   }
 
   /** Insert a header field above the first field named `before` (or at the top of the headers). */
@@ -422,24 +439,38 @@ export class SipMessage {
       return start === 0 && bodyEnd === this.buffer.length ? this.buffer : this.buffer.subarray(start, bodyEnd);
     }
     const list = edits === undefined ? [] : edits.slice();
-    if (needLength) list.push({ start: headersEnd, end: headersEnd, text: `Content-Length: ${bodyEnd - bodyStart}${CRLF}` });
+    if (needLength) list.push({ start: headersEnd, end: headersEnd, text: `Content-Length: ${bodyEnd - bodyStart}${CRLF}`, skip: false });
     // By position; at the same offset insertions go before replacements, and otherwise the
     // order they were made in is kept (Array#sort is stable).
-    list.sort((a, b) => a.start - b.start || (a.end === a.start ? 0 : 1) - (b.end === b.start ? 0 : 1));
-    const pieces: Buffer[] = [];
+    if (list.length > 1) list.sort((a, b) => a.start - b.start || (a.end === a.start ? 0 : 1) - (b.end === b.start ? 0 : 1));
+    // One pass to size the result, one to fill it: a single allocation, no concat.
+    let size = 0;
     let pos = start;
     for (const e of list) {
       if (e.start < pos) {
-        // Two edits overlap (e.g. a value replaced inside a field that was removed): the
+        // Two edits overlap (e.g. a value removed inside a field that was removed): the
         // earlier, wider one wins.
-        if (e.end <= pos) continue;
+        if (e.end <= pos) {
+          e.skip = true;
+          continue;
+        }
         throw new Error(`overlapping edits at byte ${e.start}`);
       }
-      if (e.start > pos) pieces.push(this.buffer.subarray(pos, e.start));
-      if (e.text.length > 0) pieces.push(Buffer.from(e.text, 'utf8'));
+      e.skip = false;
+      size += e.start - pos + Buffer.byteLength(e.text, 'utf8');
       pos = e.end;
     }
-    if (pos < bodyEnd) pieces.push(this.buffer.subarray(pos, bodyEnd));
-    return Buffer.concat(pieces);
+    size += bodyEnd - pos;
+    const out = Buffer.allocUnsafe(size);
+    let w = 0;
+    pos = start;
+    for (const e of list) {
+      if (e.skip) continue;
+      w += this.buffer.copy(out, w, pos, e.start);
+      if (e.text.length > 0) w += out.write(e.text, w, 'utf8');
+      pos = e.end;
+    }
+    this.buffer.copy(out, w, pos, bodyEnd);
+    return out;
   }
 }

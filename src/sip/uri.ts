@@ -8,7 +8,7 @@
  * throws anything but SipParseError.
  */
 import { SipParseError } from './errors.js';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIPv6 } from 'node:net';
 
 /**
  * 'absolute' is any other scheme (RFC 3261 §25.1 absoluteURI), allowed in From, To and
@@ -162,9 +162,47 @@ export function unescapeUriPart(s: string, what: string): string {
 }
 
 export function classifyHost(host: string): HostType {
-  if (isIPv4(host)) return 'ipv4';
+  if (isIPv4Text(host)) return 'ipv4';
   if (host.indexOf(':') >= 0) return 'ipv6';
   return 'name';
+}
+
+/** A dotted quad, each part 0–255 without leading zeros beyond one digit (RFC 3261 §25.1 IPv4address). */
+export function isIPv4Text(s: string): boolean {
+  const n = s.length;
+  if (n < 7 || n > 15) return false;
+  let parts = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? s.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || value > 255) return false;
+      parts++;
+      value = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && value === 0) return false; // leading zero
+      value = value * 10 + (c - 48);
+      if (++digits > 3) return false;
+    } else {
+      return false;
+    }
+  }
+  return parts === 4;
+}
+
+/** 1*5DIGIT within 0..65535, or -1. */
+function portNumber(s: string, from: number): number {
+  const n = s.length - from;
+  if (n < 1 || n > 5) return -1;
+  let v = 0;
+  for (let i = from; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+    v = v * 10 + (c - 48);
+  }
+  return v > 65535 ? -1 : v;
 }
 
 // hostname = *( domainlabel "." ) toplabel [ "." ]; labels are alphanum and '-'.
@@ -183,33 +221,34 @@ function isHostname(h: string): boolean {
 /** Parses a host[:port] as it appears in a URI or a Via sent-by. */
 export function parseHostPort(text: string, what: string): { host: string; hostType: HostType; port: number | undefined } {
   let host: string;
-  let rest: string;
+  let hostType: HostType;
+  let portAt = -1;
   if (text.charCodeAt(0) === 91 /* [ */) {
     const close = text.indexOf(']');
     if (close < 0) throw new SipParseError(`unterminated IPv6 reference in ${what}`);
     host = text.slice(1, close);
     if (!isIPv6(host)) throw new SipParseError(`bad IPv6 address [${host}] in ${what}`);
-    rest = text.slice(close + 1);
     host = host.toLowerCase();
-    if (rest.length > 0 && rest.charCodeAt(0) !== 58 /* : */) throw new SipParseError(`junk after IPv6 reference in ${what}`);
+    hostType = 'ipv6';
+    if (close + 1 < text.length) {
+      if (text.charCodeAt(close + 1) !== 58 /* : */) throw new SipParseError(`junk after IPv6 reference in ${what}`);
+      portAt = close + 2;
+    }
   } else {
     const colon = text.indexOf(':');
     host = colon < 0 ? text : text.slice(0, colon);
-    rest = colon < 0 ? '' : text.slice(colon);
-    if (isIPv4(host)) {
-      // dotted quad
-    } else if (!isHostname(host)) {
-      throw new SipParseError(`bad host '${host}' in ${what}`);
-    }
+    if (colon >= 0) portAt = colon + 1;
+    if (isIPv4Text(host)) hostType = 'ipv4';
+    else if (isHostname(host)) hostType = 'name';
+    else throw new SipParseError(`bad host '${host}' in ${what}`);
   }
   let port: number | undefined;
-  if (rest.length > 0) {
-    const digits = rest.slice(1);
-    if (!/^[0-9]{1,5}$/.test(digits)) throw new SipParseError(`bad port '${digits}' in ${what}`);
-    port = Number(digits);
-    if (port > 65535) throw new SipParseError(`port ${port} out of range in ${what}`);
+  if (portAt >= 0) {
+    const p = portNumber(text, portAt);
+    if (p < 0) throw new SipParseError(`bad port '${text.slice(portAt)}' in ${what}`);
+    port = p;
   }
-  return { host, hostType: host.indexOf(':') >= 0 ? 'ipv6' : isIPv4(host) ? 'ipv4' : 'name', port };
+  return { host, hostType, port };
 }
 
 /** `;a=b;c` → Map, names lower-cased, values unescaped. Input starts after the first ';'. */

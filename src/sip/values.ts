@@ -41,7 +41,8 @@ export interface Via {
 export interface NameAddr {
   /** Unquoted display name with escapes resolved, or undefined. */
   displayName: string | undefined;
-  uri: SipUri;
+  /** The URI, parsed on first use (a bad URI throws SipParseError then). */
+  readonly uri: SipUri;
   /** Header parameters after the URI (tag, expires, q, ...), lower-case names. */
   params: Params;
   tag: string | undefined;
@@ -49,6 +50,36 @@ export interface NameAddr {
   uriText: string;
   start: number;
   end: number;
+}
+
+/**
+ * A name-addr whose URI is parsed the first time someone asks for it: forwarding needs the
+ * tag and the URI text (for hashing) far more often than the URI's parts.
+ */
+class ParsedNameAddr implements NameAddr {
+  private _uri: SipUri | undefined = undefined;
+
+  constructor(
+    public displayName: string | undefined,
+    readonly uriText: string,
+    readonly params: Params,
+    readonly tag: string | undefined,
+    readonly start: number,
+    readonly end: number,
+    private readonly what: string,
+  ) {}
+
+  get uri(): SipUri {
+    if (this._uri === undefined) {
+      try {
+        this._uri = parseHeaderUri(utf8(this.uriText));
+      } catch (err) {
+        if (err instanceof SipParseError) throw new SipParseError(`${this.what}: ${err.reason}`);
+        throw err;
+      }
+    }
+    return this._uri;
+  }
 }
 
 const isWs = (c: number): boolean => c === 32 || c === 9 || c === 13 || c === 10;
@@ -118,15 +149,19 @@ class Scanner {
     }
     return false;
   }
-  /** Reads up to (not including) any of the stop characters or white space. */
-  until(stops: string): string {
+  /** Reads up to (not including) a stop character (or white space). */
+  until(a: number, b = -1): string {
     const from = this.i;
-    while (this.i < this.end) {
-      const c = this.s.charCodeAt(this.i);
-      if (isWs(c) || stops.indexOf(String.fromCharCode(c)) >= 0) break;
-      this.i++;
+    const s = this.s;
+    const end = this.end;
+    let i = from;
+    while (i < end) {
+      const c = s.charCodeAt(i);
+      if (c === a || c === b || c === 32 || c === 9 || c === 13 || c === 10) break;
+      i++;
     }
-    return this.s.slice(from, this.i);
+    this.i = i;
+    return s.slice(from, i);
   }
 }
 
@@ -137,11 +172,11 @@ class Scanner {
 export function parseVia(raw: string, start: number, end: number, base: number): Via {
   const sc = new Scanner(raw, start, end);
   sc.ws();
-  const protocolName = sc.until('/');
+  const protocolName = sc.until(47);
   if (!sc.eat(47)) throw new SipParseError('Via: expected SIP/2.0/TRANSPORT');
-  const protocolVersion = sc.until('/');
+  const protocolVersion = sc.until(47);
   if (!sc.eat(47)) throw new SipParseError('Via: expected SIP/2.0/TRANSPORT');
-  const transport = sc.until(';').toUpperCase();
+  const transport = sc.until(59).toUpperCase();
   if (protocolName.toUpperCase() !== 'SIP' || protocolVersion.length === 0 || transport.length === 0) {
     throw new SipParseError('Via: bad sent-protocol');
   }
@@ -154,7 +189,7 @@ export function parseVia(raw: string, start: number, end: number, base: number):
     hostText = raw.slice(sc.i, close + 1);
     sc.i = close + 1;
   } else {
-    hostText = sc.until(':;');
+    hostText = sc.until(58, 59);
   }
   if (hostText.length === 0) throw new SipParseError('Via: missing sent-by host');
   let portText = '';
@@ -163,7 +198,7 @@ export function parseVia(raw: string, start: number, end: number, base: number):
   if (sc.peek() === 58) {
     sc.i++;
     sc.ws();
-    portText = sc.until(';');
+    portText = sc.until(59);
     if (portText.length === 0) throw new SipParseError('Via: empty port');
   } else {
     sc.i = save;
@@ -179,7 +214,7 @@ export function parseVia(raw: string, start: number, end: number, base: number):
     sc.i++;
     sc.ws();
     const nameStart = sc.i;
-    const name = sc.until('=;').toLowerCase();
+    const name = sc.until(61, 59).toLowerCase();
     if (name.length === 0) throw new SipParseError('Via: empty parameter name');
     let value: string | null = null;
     const beforeEq = sc.i;
@@ -193,7 +228,7 @@ export function parseVia(raw: string, start: number, end: number, base: number):
         value = raw.slice(sc.i, close + 1);
         sc.i = close + 1;
       } else {
-        value = sc.until(';');
+        value = sc.until(59);
       }
     } else {
       sc.i = beforeEq;
@@ -314,16 +349,9 @@ export function parseNameAddr(raw: string, start: number, end: number, base: num
     paramsFrom = semi;
   }
   if (uriText.length === 0) throw new SipParseError(`${what}: empty URI`);
-  let uri: SipUri;
-  try {
-    uri = parseHeaderUri(utf8(uriText));
-  } catch (err) {
-    if (err instanceof SipParseError) throw new SipParseError(`${what}: ${err.reason}`);
-    throw err;
-  }
   const params = parseHeaderParams(raw, paramsFrom, end, what);
   const tag = params.get('tag');
-  return { displayName, uri, params, tag: tag ?? undefined, uriText, start: base + start, end: base + end };
+  return new ParsedNameAddr(displayName, uriText, params, tag ?? undefined, base + start, base + end, what);
 }
 
 /** `*( SEMI generic-param )` in raw[from, end). */
@@ -336,7 +364,7 @@ export function parseHeaderParams(raw: string, from: number, end: number, what: 
     if (sc.peek() !== 59) throw new SipParseError(`${what}: unexpected '${raw[sc.i]}'`);
     sc.i++;
     sc.ws();
-    const name = sc.until('=;').toLowerCase();
+    const name = sc.until(61, 59).toLowerCase();
     if (name.length === 0) throw new SipParseError(`${what}: empty parameter name`);
     let value: string | null = null;
     const before = sc.i;
@@ -349,7 +377,7 @@ export function parseHeaderParams(raw: string, from: number, end: number, what: 
         value = utf8(unquote(raw.slice(sc.i + 1, close)));
         sc.i = close + 1;
       } else {
-        value = utf8(sc.until(';'));
+        value = utf8(sc.until(59));
         if (value.length === 0) throw new SipParseError(`${what}: empty value for parameter ${name}`);
       }
     } else {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseMessage } from '../../src/sip/parse.js';
-import { receivedEdits, responseTarget, statelessBranch, MAGIC_COOKIE } from '../../src/proxy/via.js';
+import { connectionIdFrom, ownVia, receivedEdits, responseTarget, statelessBranch, MAGIC_COOKIE } from '../../src/proxy/via.js';
 import { InvitePairing } from '../../src/proxy/pairing.js';
 import { LocalAddresses } from '../../src/proxy/identity.js';
 import { parseUri } from '../../src/sip/uri.js';
@@ -114,5 +114,19 @@ describe('InvitePairing', () => {
     expect(p.lookup('x')).toBeUndefined();
     for (let i = 0; i < 1000; i++) p.remember(`k${i}`, a);
     expect(p.size).toBeLessThanOrEqual(101);
+  });
+});
+
+describe('connection id in our Via (responses back on the request’s TCP connection)', () => {
+  const listener = { id: 0, protocol: 'tcp' as const, address: '127.0.0.1', port: 5060, family: 4 as const };
+  const inbound = { bytes: Buffer.alloc(0), protocol: 'tcp' as const, sourceAddress: '192.0.2.7', sourcePort: 40123, listener, connectionId: 42 };
+  const viaOf = (text: string) => msg(`SIP/2.0 200 OK\nVia: ${text}\nContent-Length: 0\n\n`).topVia!;
+  it('is honoured only for the address the request came from, so it cannot be forged for another client', () => {
+    const ours = viaOf(ownVia(listener, { host: '127.0.0.1', port: 5060 }, 'z9hG4bKsc.x', inbound));
+    expect(connectionIdFrom(ours, viaOf('SIP/2.0/TCP client.example.com:5060;branch=z9hG4bK1;received=192.0.2.7'))).toBe(42);
+    expect(connectionIdFrom(ours, viaOf('SIP/2.0/TCP 192.0.2.7:5060;branch=z9hG4bK1'))).toBe(42);
+    expect(connectionIdFrom(ours, viaOf('SIP/2.0/TCP 198.51.100.9:5060;branch=z9hG4bK1'))).toBeUndefined();
+    const forged = viaOf('SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsc.x;sipctl-cid=42.0000000000000');
+    expect(connectionIdFrom(forged, viaOf('SIP/2.0/TCP 192.0.2.7:5060;branch=z9hG4bK1'))).toBeUndefined();
   });
 });
