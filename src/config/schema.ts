@@ -59,8 +59,12 @@ export interface ProxyConfig {
     rules: DispatchRule[];
     noDestinationCode: number;
     noDestinationReason: string;
-    /** Add a Path header (RFC 3327) to forwarded REGISTERs. */
-    path: boolean;
+    /**
+     * Path (RFC 3327) on forwarded REGISTERs: false (none); true (RFC 3327 §5.1: when the UA
+     * says `Supported: path`, add Path and `Require: path`, else answer 421); 'always' (add
+     * Path whatever the UA supports, like Kamailio's add_path()).
+     */
+    path: boolean | 'always';
     probe: ProbeConfig;
     /** Per-set probe overrides, keyed by set id. */
     probeSets: Record<string, Partial<ProbeConfig>>;
@@ -233,7 +237,7 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
     }
     if (d.noDestinationCode !== undefined) c.dispatcher.noDestinationCode = int(d.noDestinationCode, 'dispatcher.noDestinationCode', 300, 699);
     if (d.noDestinationReason !== undefined) c.dispatcher.noDestinationReason = str(d.noDestinationReason, 'dispatcher.noDestinationReason');
-    if (d.path !== undefined) c.dispatcher.path = bool(d.path, 'dispatcher.path');
+    if (d.path !== undefined) c.dispatcher.path = d.path === 'always' ? 'always' : bool(d.path, 'dispatcher.path');
     if (d.probe !== undefined) c.dispatcher.probe = probe(d.probe, 'dispatcher.probe', c.dispatcher.probe, false) as ProbeConfig;
     if (d.probeSets !== undefined) {
       if (!isObj(d.probeSets)) bad('dispatcher.probeSets', 'expected a mapping of set id to probe options');

@@ -3,8 +3,8 @@
  * the reference Kamailio configuration (shared/bench/kamailio.cfg):
  *
  *   Max-Forwards check → source address check → in-dialog requests follow their route set →
- *   OPTIONS to us answered → initial requests record-routed and sent to the --forward
- *   target or a dispatcher destination.
+ *   OPTIONS to us answered → initial requests record-routed and sent along a pre-loaded
+ *   route set, else to the --forward target or a dispatcher destination.
  */
 import type { ProxyConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
@@ -69,10 +69,21 @@ export function createDefaultRoute(opts: DefaultRouteOptions): Route {
       // OPTIONS addressed to the proxy itself (keep-alive pings, monitoring): we answer.
       if (method === 'OPTIONS' && ctx.isToSelf()) return ctx.reply(200, 'OK');
 
-      // A pre-loaded route set that starts with us: drop our entry, route as usual.
-      ctx.looseRoute();
       if (config.recordRoute && DIALOG_CREATING.has(method)) ctx.recordRoute();
-      if (method === 'REGISTER' && config.dispatcher.path) ctx.addPath();
+      // A pre-loaded route set (e.g. the Path a PBX learnt from a REGISTER, RFC 3327 §5.3):
+      // our own entry is removed and the request follows the rest of it, else its
+      // Request-URI — the dispatcher is for requests that name no route.
+      if (ctx.looseRoute()) return ctx.relay();
+      if (method === 'REGISTER' && config.dispatcher.path !== false) {
+        // RFC 3327 §5.1: a proxy that needs the registrar to route through it asks for the
+        // extension when the UA supports it, and refuses the REGISTER (421) when it does not.
+        const supported = ctx.msg.headerValues('supported').some((v) => v.toLowerCase() === 'path');
+        if (config.dispatcher.path === true) {
+          if (!supported) return ctx.reply(421, 'Extension Required', ['Require: path']);
+          ctx.appendHeader('Require', 'path');
+        }
+        ctx.addPath();
+      }
       return initialDestination(ctx);
     },
   });
