@@ -25,6 +25,7 @@ run: migrate
 	exec $(SIPCTL) serve $(ARGS)
 
 test: build
+	npx tsc -p tsconfig.test.json
 	npx vitest run $(VITEST_ARGS)
 
 clean:

@@ -2,7 +2,6 @@ import type { Command } from 'commander';
 import { loadConfigFile } from '../../src/config/load.js';
 import { applyConfig, defaultConfig, type ProxyConfig } from '../../src/config/schema.js';
 import { Logger } from '../../src/log/logger.js';
-import { startProxy } from '../../src/serve/start.js';
 
 interface ServeFlags {
   config?: string;
@@ -55,6 +54,8 @@ export function registerServe(program: Command): void {
       // Never crash on a stray rejection or exception: log it and go on (DESIGN.md invariant).
       process.on('unhandledRejection', (reason) => logger.error('unhandled rejection', { error: String(reason) }));
       process.on('uncaughtException', (err) => logger.error('uncaught exception', { error: err.stack ?? err.message }));
+      // Loaded here, not at the top: the table commands need none of the proxy.
+      const { startProxy } = await import('../../src/serve/start.js');
       const proxy = await startProxy(config, { logger });
       process.stdout.write(
         `sipctl serving on ${proxy.listeners.join(', ')} (control ${config.control}, db ${config.db}, pid ${process.pid})\n`,

@@ -181,7 +181,7 @@ describe('AddressTableHolder', () => {
     const deadline = Date.now() + 20_000;
     for (let sweep = 0; sweep < 100_000 && !done && Date.now() < deadline; sweep++) {
       const table = holder.current;
-      const tags = new Set<string | undefined>();
+      const tags = new Set<string | null | undefined>();
       for (let i = 0; i < 50; i++) tags.add(table.match(`10.0.${i}.9`, 5060)?.tag);
       expect(tags.size).toBe(1);
       seen.push([...tags][0] as string);
