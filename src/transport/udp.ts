@@ -18,6 +18,14 @@ import type { ListenSpec, Listener } from './types.js';
  */
 export const MIN_UDP_PACKET = 32;
 
+/** The largest UDP payload: 65,535 − 8 (UDP header) − 20 (IPv4 header); IPv6 counts no header in its 65,535. */
+const MAX_UDP_PAYLOAD = { 4: 65_507, 6: 65_527 } as const;
+
+/** dgram's lookup hook for targets that are IP literals: answer synchronously. */
+function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+  callback(null, address, address.indexOf(':') >= 0 ? 6 : 4);
+}
+
 /** Asked for so that bursts are not dropped by the kernel; the kernel caps it silently. */
 const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
@@ -58,7 +66,14 @@ export class UdpListenerSocket {
   /** Bind the socket; rejects with E_TRANSPORT_BIND naming the listener. */
   static bind(id: number, spec: ListenSpec, context: TransportContext): Promise<UdpListenerSocket> {
     return new Promise((resolve, reject) => {
-      const socket = dgram.createSocket({ type: spec.family === 6 ? 'udp6' : 'udp4', ipv6Only: spec.family === 6 });
+      const socket = dgram.createSocket({
+        type: spec.family === 6 ? 'udp6' : 'udp4',
+        ipv6Only: spec.family === 6,
+        // Targets are always IP literals (names are resolved before the hot path), so the
+        // "lookup" answers at once: dgram's default, dns.lookup, would defer every send by
+        // a tick just to recognise an IP address.
+        lookup: literalLookup,
+      });
       const onBindError = (err: Error): void => {
         try {
           socket.close();
@@ -87,7 +102,10 @@ export class UdpListenerSocket {
 
   /**
    * Send one datagram. Called for every message, so: no allocation of our own beyond what
-   * dgram needs, one shared completion callback, and errors counted rather than thrown.
+   * dgram needs and no completion callback (with one, dgram defers every successful send's
+   * callback by a tick). The failures a callback would report are refused here first: a
+   * datagram over the UDP maximum, a closed socket; an unconnected UDP socket gets no other
+   * per-send errors back from the kernel worth reporting.
    */
   send(address: string, port: number, bytes: Buffer): void {
     const stats = this.context.stats;
@@ -95,10 +113,15 @@ export class UdpListenerSocket {
       this.sendFailed(new Error('the transport is closed'), address, port);
       return;
     }
+    if (bytes.length > MAX_UDP_PAYLOAD[this.listener.family]) {
+      const err = Object.assign(new Error(`datagram of ${bytes.length} bytes is larger than UDP allows`), { code: 'EMSGSIZE' });
+      this.sendFailed(err, address, port);
+      return;
+    }
     stats.udpDatagramsOut++;
     stats.udpBytesOut += bytes.length;
     try {
-      this.socket.send(bytes, port, address, this.afterSend);
+      this.socket.send(bytes, port, address);
     } catch (err) {
       // Synchronous refusals: an out-of-range port, a socket closed underneath us.
       this.sendFailed(err, address, port);
@@ -110,13 +133,6 @@ export class UdpListenerSocket {
     this.closed = true;
     return new Promise((resolve) => this.socket.close(() => resolve()));
   }
-
-  /** dgram reports per-send failures here, with the destination on the error. */
-  private readonly afterSend = (err: Error | null): void => {
-    if (err === null || err === undefined) return;
-    const withPeer = err as Error & { address?: string; port?: number };
-    this.sendFailed(err, withPeer.address ?? '?', withPeer.port ?? 0);
-  };
 
   private sendFailed(err: unknown, address: string, port: number): void {
     this.context.stats.sendErrors++;
