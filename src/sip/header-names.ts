@@ -117,9 +117,10 @@ export function displayName(canonical: string): string {
 }
 const displayCache = new Map<string, string>();
 
-/** RFC 3261 §25.1 token characters, for header names and methods. */
-const TOKEN = new Uint8Array(128);
-for (const ch of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~") TOKEN[ch.charCodeAt(0)] = 1;
+/** RFC 3261 §25.1 token characters (1 = allowed), for header names and methods. */
+export const TOKEN_CHAR = new Uint8Array(128);
+for (const ch of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~") TOKEN_CHAR[ch.charCodeAt(0)] = 1;
+const TOKEN = TOKEN_CHAR;
 
 export function isTokenBytes(buf: Buffer, start: number, end: number): boolean {
   if (end <= start) return false;

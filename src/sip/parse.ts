@@ -4,7 +4,7 @@
  * parsed on first use by SipMessage's accessors.
  */
 import { SipParseError } from './errors.js';
-import { canonicalNameFromBytes, isTokenBytes } from './header-names.js';
+import { canonicalNameFromBytes, isTokenBytes, TOKEN_CHAR } from './header-names.js';
 import { SipMessage, type HeaderIndex } from './message.js';
 
 /** More header fields than this is not a SIP message but an attack on the parser. */
@@ -38,47 +38,52 @@ export function parseMessage(bytes: Buffer): SipMessage {
   let line = startLf + 1;
   let headersEnd = -1;
   let bodyStart = -1;
+  // One pass of plain byte reads: a native indexOf per line and per colon costs more than
+  // it saves on lines this short.
   while (line < len) {
-    const lf = bytes.indexOf(LF, line);
-    if (lf < 0) throw new SipParseError('header section is not terminated by an empty line');
-    const contentEnd = lf > line && bytes[lf - 1] === CR ? lf - 1 : lf;
-    if (contentEnd === line) {
+    let i = line;
+    const first = bytes[i]!;
+    if (first === LF || (first === CR && bytes[i + 1] === LF)) {
       headersEnd = line;
-      bodyStart = lf + 1;
+      bodyStart = first === LF ? i + 1 : i + 2;
       break;
     }
-    const first = bytes[line];
     if (first === SP || first === HT) {
       // Folded continuation line (§7.3.1): it belongs to the previous field's value.
       const last = names.length - 1;
       if (last < 0) throw new SipParseError('header section starts with a continuation line');
-      let e = contentEnd;
+      while (i < len && bytes[i] !== LF) i++;
+      if (i >= len) throw new SipParseError('header section is not terminated by an empty line');
+      const lf = i;
+      let e = lf > line && bytes[lf - 1] === CR ? lf - 1 : lf;
       while (e > line && (bytes[e - 1] === SP || bytes[e - 1] === HT)) e--;
-      if (e > line) {
-        // only extend the value when the continuation carries something
-        let s = line;
-        while (s < e && (bytes[s] === SP || bytes[s] === HT)) s++;
-        if (s < e) {
-          if (valueStarts[last] === valueEnds[last]) valueStarts[last] = s;
-          valueEnds[last] = e;
-        }
+      let s = line;
+      while (s < e && (bytes[s] === SP || bytes[s] === HT)) s++;
+      // only extend the value when the continuation carries something
+      if (s < e) {
+        if (valueStarts[last] === valueEnds[last]) valueStarts[last] = s;
+        valueEnds[last] = e;
       }
       lineEnds[last] = lf + 1;
       line = lf + 1;
       continue;
     }
-    const colon = bytes.indexOf(COLON, line);
-    if (colon < 0 || colon > contentEnd) {
-      throw new SipParseError(`header line without a colon: '${clip(bytes.latin1Slice(line, contentEnd))}'`);
+    // field-name = token; HCOLON = *( SP / HTAB ) ":" SWS
+    while (i < len) {
+      const c = bytes[i]!;
+      if (c >= 128 || TOKEN_CHAR[c] !== 1) break;
+      i++;
     }
-    // HCOLON = *( SP / HTAB ) ":" SWS
-    let nameEnd = colon;
-    while (nameEnd > line && (bytes[nameEnd - 1] === SP || bytes[nameEnd - 1] === HT)) nameEnd--;
-    if (!isTokenBytes(bytes, line, nameEnd)) {
-      throw new SipParseError(`bad header name '${clip(bytes.latin1Slice(line, nameEnd))}'`);
-    }
-    let vs = colon + 1;
-    while (vs < contentEnd && (bytes[vs] === SP || bytes[vs] === HT)) vs++;
+    const nameEnd = i;
+    while (i < len && (bytes[i] === SP || bytes[i] === HT)) i++;
+    if (nameEnd === line || bytes[i] !== COLON) throw badHeaderLine(bytes, line, nameEnd);
+    i++;
+    while (i < len && (bytes[i] === SP || bytes[i] === HT)) i++;
+    const vs = i;
+    while (i < len && bytes[i] !== LF) i++;
+    if (i >= len) throw new SipParseError('header section is not terminated by an empty line');
+    const lf = i;
+    const contentEnd = lf > vs && bytes[lf - 1] === CR ? lf - 1 : lf;
     let ve = contentEnd;
     while (ve > vs && (bytes[ve - 1] === SP || bytes[ve - 1] === HT)) ve--;
     if (names.length >= MAX_HEADER_FIELDS) throw new SipParseError(`more than ${MAX_HEADER_FIELDS} header fields`);
@@ -185,6 +190,19 @@ function parseContentLength(b: Buffer, s: number, e: number): number {
     n = n * 10 + (c - 48);
   }
   return n;
+}
+
+/** The reason a header line is not `name: value` (off the hot path). */
+function badHeaderLine(bytes: Buffer, line: number, nameEnd: number): SipParseError {
+  let lf = bytes.indexOf(LF, line);
+  if (lf < 0) lf = bytes.length;
+  const end = lf > line && bytes[lf - 1] === CR ? lf - 1 : lf;
+  const colon = bytes.indexOf(COLON, line);
+  if (colon < 0 || colon > end) return new SipParseError(`header line without a colon: '${clip(bytes.latin1Slice(line, end))}'`);
+  let e = colon;
+  while (e > line && (bytes[e - 1] === SP || bytes[e - 1] === HT)) e--;
+  void nameEnd;
+  return new SipParseError(`bad header name '${clip(bytes.latin1Slice(line, e))}'`);
 }
 
 function clip(s: string): string {
