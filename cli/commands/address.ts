@@ -12,7 +12,7 @@
  */
 import type { Command } from 'commander';
 import { validateAddressEntry } from '../../src/acl/validate.js';
-import { resolveControlPath, resolveDbPath } from '../../src/config/paths.js';
+import { resolveControlPath } from '../../src/config/paths.js';
 import {
   requestAddressDump,
   requestAddressReload,
@@ -22,7 +22,7 @@ import {
   type GroupCount,
 } from '../../src/control/index.js';
 import { SipctlError, usageError } from '../../src/errors.js';
-import { openStore, type AddressRow, type Store } from '../../src/store/index.js';
+import type { AddressRow, Store } from '../../src/store/index.js';
 import {
   formatNetwork,
   formatPort,
@@ -33,34 +33,14 @@ import {
   printTable,
   type CellValue,
 } from '../output.js';
+import { CONTROL_HELP, DB_HELP, withStore, type ControlOption, type DbOption, type JsonOption } from '../common.js';
 
-interface DbOption {
-  db?: string;
-}
-interface ControlOption {
-  control?: string;
-}
-interface JsonOption {
-  json?: boolean;
-}
-
-const DB_HELP = 'SQLite database (default: $SIPCTL_DB or ./data/sipctl.db)';
-const CONTROL_HELP = "the running proxy's control socket (default: $SIPCTL_CONTROL or ./data/sipctl.sock)";
 // Taken by the proxy-facing subcommands too, so a script can pass the same options to every
 // `sipctl address` call; the proxy itself reads the database it was started with.
 const DB_IGNORED_HELP = 'accepted like on every address command; the proxy reads the database it was started with';
 const DEFAULT_TABLE_LIMIT = 1000;
 
 // ---- helpers -------------------------------------------------------------------------------
-
-function withStore<T>(opts: DbOption, fn: (store: Store) => T): T {
-  const store = openStore(resolveDbPath(opts.db));
-  try {
-    return fn(store);
-  } finally {
-    store.close();
-  }
-}
 
 /** The group of `--group N`, checked by the same rules as an entry's group. */
 function parseGroupOption(value: string | undefined): number | undefined {

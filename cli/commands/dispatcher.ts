@@ -7,7 +7,7 @@
  * Exit codes: 0 done; 1 failure (no such id, proxy unreachable, reload failed); 2 bad input.
  */
 import type { Command } from 'commander';
-import { resolveControlPath, resolveDbPath } from '../../src/config/paths.js';
+import { resolveControlPath } from '../../src/config/paths.js';
 import { CONTROL_COMMANDS, controlRequest } from '../../src/control/index.js';
 import { parseAttrs } from '../../src/dispatcher/attrs.js';
 import { parseDestinationUri } from '../../src/dispatcher/destination-uri.js';
@@ -16,35 +16,15 @@ import type { ReloadSummary } from '../../src/dispatcher/holder.js';
 import { parseFlags, parsePriority, parseSetid } from '../../src/dispatcher/row.js';
 import { DESTINATION_STATES, type DestinationState } from '../../src/dispatcher/types.js';
 import { SipctlError, usageError } from '../../src/errors.js';
-import { openStore, type DispatcherRow, type Store } from '../../src/store/index.js';
+import type { DispatcherRow } from '../../src/store/index.js';
 import { plural, printJson, printLine, printTable, type CellValue } from '../output.js';
+import { CONTROL_HELP, DB_HELP, withStore, type ControlOption, type DbOption, type JsonOption } from '../common.js';
 
-interface DbOption {
-  db?: string;
-}
-interface ControlOption {
-  control?: string;
-}
-interface JsonOption {
-  json?: boolean;
-}
-
-const DB_HELP = 'SQLite database (default: $SIPCTL_DB or ./data/sipctl.db)';
-const CONTROL_HELP = "the running proxy's control socket (default: $SIPCTL_CONTROL or ./data/sipctl.sock)";
 // Taken by the proxy-facing subcommands too (as `sipctl address` does), so a script can pass
 // the same options to every call; the proxy itself reads the database it was started with.
 const DB_IGNORED_HELP = 'accepted like on every dispatcher command; the proxy reads the database it was started with';
 
 // ---- helpers -------------------------------------------------------------------------------
-
-function withStore<T>(opts: DbOption, fn: (store: Store) => T): T {
-  const store = openStore(resolveDbPath(opts.db));
-  try {
-    return fn(store);
-  } finally {
-    store.close();
-  }
-}
 
 function parseId(value: string): number {
   const text = value.trim();

@@ -6,16 +6,8 @@
 import type { SipUri } from '../sip/uri.js';
 import type { Target } from '../transport/types.js';
 
-/** One row of the `dispatcher` table (migrations/002_dispatcher.sql). */
-export interface DispatcherRow {
-  id: number;
-  setid: number;
-  destination: string;
-  flags: number;
-  priority: number;
-  attrs: string;
-  description: string;
-}
+/** One row of the `dispatcher` table (migrations/002_dispatcher.sql), as the store reads it. */
+export type { DispatcherRow } from '../store/dispatcher.js';
 
 /**
  * A destination's state. Kamailio keeps a letter pair (AP, IP, DX, TX ...); here the first

@@ -19,15 +19,9 @@ export interface Source {
   readonly protocol: Protocol;
 }
 
-/** An address-table entry that matched a source. */
-export interface AddressMatch {
-  readonly id: number;
-  readonly grp: number;
-  readonly ipAddr: string;
-  readonly mask: number;
-  readonly port: number;
-  readonly tag: string | null;
-}
+/** An address-table entry that matched a source (the address table's own type). */
+export type { AddressMatch } from '../acl/table.js';
+import type { AddressMatch } from '../acl/table.js';
 
 /** What the core does with a request. */
 export type RequestDecision =
