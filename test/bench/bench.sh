@@ -88,6 +88,7 @@ wait_for_ports() {
 # --- results file ------------------------------------------------------------------------------
 mkdir -p test/bench/results
 stamp=$(date +%Y-%m-%d-%H%M)
+started_at=$(date '+%Y-%m-%d %H:%M')
 results=test/bench/results/$stamp.txt
 n=2
 while [ -e "$results" ]; do results=test/bench/results/$stamp-$n.txt; n=$((n + 1)); done
@@ -200,7 +201,7 @@ done
 {
   echo "# sipctl vs Kamailio (\`make bench\`)"
   echo
-  echo "$(date '+%Y-%m-%d %H:%M'), commit $commit; Node $(node --version), Kamailio ${kam_version:-unknown}," \
+  echo "$started_at, commit $commit; Node $(node --version), Kamailio ${kam_version:-unknown}," \
     "$(nproc) CPUs, load average $load_start at start and $load_end at end."
   echo "Rounds: $rounds; in each, at every rate, sipctl then Kamailio (1 worker, stateless forward) took" \
     "$seconds s of SIPp calls (INVITE, 200, ACK, BYE) over UDP on 127.0.0.1, spread round-robin over two SIPp PBXs."
