@@ -223,6 +223,20 @@ export class ProxyCore {
    * request came back unchanged: a loop. A different branch is a spiral, which is fine.
    */
   private looped(msg: SipMessage): boolean {
+    // Our own Vias always carry our port: a request none of whose Via fields mentions one of
+    // our ports has been nowhere near us, and needs no Via parsed for this check.
+    const { valueStarts, valueEnds } = msg.index;
+    let maybe = false;
+    for (let i = msg.fieldIndex('via'); i >= 0 && !maybe; i = msg.fieldIndex('via', i + 1)) {
+      for (const needle of this.local.portNeedles) {
+        const at = msg.buffer.indexOf(needle, valueStarts[i]!);
+        if (at >= 0 && at < valueEnds[i]!) {
+          maybe = true;
+          break;
+        }
+      }
+    }
+    if (!maybe) return false;
     const vias = msg.vias;
     for (let i = 0; i < vias.length; i++) {
       if (this.local.isLocalVia(vias[i]!) && vias[i]!.branch === statelessBranch(msg, vias[i + 1])) return true;

@@ -12,6 +12,8 @@ export class LocalAddresses {
   /** "host:port" → true, for every listener (and every alias on every listener port). */
   private readonly hostPorts = new Set<string>();
   private readonly ports = new Set<number>();
+  /** The bytes ":PORT" of every port we may write into a Via, to rule a Via out without parsing it. */
+  readonly portNeedles: Buffer[] = [];
 
   constructor(readonly listeners: readonly Listener[], readonly aliases: readonly string[] = []) {
     for (const l of listeners) {
@@ -20,12 +22,18 @@ export class LocalAddresses {
     }
     for (const a of aliases) {
       const { host, port } = splitAlias(a);
-      if (port !== undefined) this.hostPorts.add(`${host}:${port}`);
-      else for (const p of this.ports) this.hostPorts.add(`${host}:${p}`);
+      if (port !== undefined) {
+        this.hostPorts.add(`${host}:${port}`);
+        this.ports.add(port);
+      } else for (const p of this.ports) this.hostPorts.add(`${host}:${p}`);
     }
+    for (const p of this.ports) this.portNeedles.push(Buffer.from(`:${p}`, 'latin1'));
   }
 
   isLocal(host: string, port: number): boolean {
+    // Most URIs and Vias are not ours, and most of those not even on our ports: answer that
+    // without building a key.
+    if (!this.ports.has(port)) return false;
     return this.hostPorts.has(`${normalizeHost(host)}:${port}`);
   }
 
