@@ -207,7 +207,7 @@ function portNumber(s: string, from: number): number {
 
 // hostname = *( domainlabel "." ) toplabel [ "." ]; labels are alphanum and '-'.
 // '_' is accepted too: it is common in SRV-style names and harmless here.
-function isHostname(h: string): boolean {
+export function isHostnameText(h: string): boolean {
   if (h.length === 0 || h.length > 255) return false;
   for (let i = 0; i < h.length; i++) {
     const c = h.charCodeAt(i);
@@ -239,7 +239,7 @@ export function parseHostPort(text: string, what: string): { host: string; hostT
     host = colon < 0 ? text : text.slice(0, colon);
     if (colon >= 0) portAt = colon + 1;
     if (isIPv4Text(host)) hostType = 'ipv4';
-    else if (isHostname(host)) hostType = 'name';
+    else if (isHostnameText(host)) hostType = 'name';
     else throw new SipParseError(`bad host '${host}' in ${what}`);
   }
   let port: number | undefined;

@@ -10,7 +10,7 @@
  * value or fill in rport need byte ranges, not just values.
  */
 import { SipParseError } from './errors.js';
-import { parseHeaderUri, parseHostPort, unescapeUriPart, type HostType, type SipUri } from './uri.js';
+import { isHostnameText, isIPv4Text, parseHeaderUri, parseHostPort, unescapeUriPart, type HostType, type SipUri } from './uri.js';
 
 export type Params = Map<string, string | null>;
 
@@ -165,6 +165,68 @@ class Scanner {
   }
 }
 
+/** What sentByFast found (module scratch space: no allocation on the common path). */
+const fast = { transport: '', host: '', hostType: 'ipv4' as HostType, port: undefined as number | undefined };
+
+/**
+ * The common Via head, as every SIP stack writes it: `SIP/2.0/UDP 10.0.0.1:5060` (any
+ * case for SIP, an alphabetic transport, one space, an IPv4 address or host name, an optional
+ * port) followed by `;` or the end. Returns the index after it, or -1 for anything else
+ * (white space inside, IPv6, odd characters), which the general parser then takes.
+ */
+function sentByFast(raw: string, i: number, end: number): number {
+  if (end - i < 10) return -1;
+  if ((raw.charCodeAt(i) | 0x20) !== 115 || (raw.charCodeAt(i + 1) | 0x20) !== 105 || (raw.charCodeAt(i + 2) | 0x20) !== 112) return -1;
+  if (raw.charCodeAt(i + 3) !== 47 || raw.charCodeAt(i + 4) !== 50 || raw.charCodeAt(i + 5) !== 46 || raw.charCodeAt(i + 6) !== 48 || raw.charCodeAt(i + 7) !== 47) return -1;
+  i += 8;
+  const t = i;
+  let upper = true;
+  while (i < end) {
+    const c = raw.charCodeAt(i);
+    if (c >= 65 && c <= 90) { i++; continue; }
+    if (c >= 97 && c <= 122) { upper = false; i++; continue; }
+    break;
+  }
+  if (i === t || i >= end || raw.charCodeAt(i) !== 32) return -1;
+  const transportText = raw.slice(t, i);
+  i++;
+  const h = i;
+  let colon = -1;
+  while (i < end) {
+    const c = raw.charCodeAt(i);
+    if (c === 59) break;
+    if (c === 58) {
+      if (colon >= 0) return -1;
+      colon = i;
+    } else if (!((c >= 48 && c <= 57) || (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 46 || c === 45 || c === 95)) {
+      return -1;
+    }
+    i++;
+  }
+  const hostEnd = colon >= 0 ? colon : i;
+  if (hostEnd === h) return -1;
+  const host = raw.slice(h, hostEnd);
+  let port: number | undefined;
+  if (colon >= 0) {
+    if (i - colon - 1 < 1 || i - colon - 1 > 5) return -1;
+    let v = 0;
+    for (let k = colon + 1; k < i; k++) {
+      const c = raw.charCodeAt(k);
+      if (c < 48 || c > 57) return -1;
+      v = v * 10 + (c - 48);
+    }
+    if (v > 65535) return -1;
+    port = v;
+  }
+  if (isIPv4Text(host)) fast.hostType = 'ipv4';
+  else if (isHostnameText(host)) fast.hostType = 'name';
+  else return -1;
+  fast.transport = upper ? transportText : transportText.toUpperCase();
+  fast.host = fast.hostType === 'name' ? host.toLowerCase() : host;
+  fast.port = port;
+  return i;
+}
+
 /**
  * Parses one Via value occupying raw[start, end); `base` is raw's offset in the buffer.
  *   via-parm = sent-protocol LWS sent-by *( SEMI via-params )
@@ -172,38 +234,51 @@ class Scanner {
 export function parseVia(raw: string, start: number, end: number, base: number): Via {
   const sc = new Scanner(raw, start, end);
   sc.ws();
-  const protocolName = sc.until(47);
-  if (!sc.eat(47)) throw new SipParseError('Via: expected SIP/2.0/TRANSPORT');
-  const protocolVersion = sc.until(47);
-  if (!sc.eat(47)) throw new SipParseError('Via: expected SIP/2.0/TRANSPORT');
-  const transport = sc.until(59).toUpperCase();
-  if (protocolName.toUpperCase() !== 'SIP' || protocolVersion.length === 0 || transport.length === 0) {
-    throw new SipParseError('Via: bad sent-protocol');
-  }
-  sc.ws();
-  // sent-by: host [ COLON port ], white space allowed around the colon (§25.1 COLON = SWS ":" SWS)
-  let hostText: string;
-  if (sc.peek() === 91) {
-    const close = raw.indexOf(']', sc.i);
-    if (close < 0 || close >= end) throw new SipParseError('Via: unterminated IPv6 reference');
-    hostText = raw.slice(sc.i, close + 1);
-    sc.i = close + 1;
+  let protocolName: string;
+  let protocolVersion: string;
+  let transport: string;
+  let hp: { host: string; hostType: HostType; port: number | undefined };
+  const after = sentByFast(raw, sc.i, end);
+  if (after >= 0) {
+    protocolName = 'SIP';
+    protocolVersion = '2.0';
+    transport = fast.transport;
+    hp = { host: fast.host, hostType: fast.hostType, port: fast.port };
+    sc.i = after;
   } else {
-    hostText = sc.until(58, 59);
-  }
-  if (hostText.length === 0) throw new SipParseError('Via: missing sent-by host');
-  let portText = '';
-  const save = sc.i;
-  sc.ws();
-  if (sc.peek() === 58) {
-    sc.i++;
+    protocolName = sc.until(47);
+    if (!sc.eat(47)) throw new SipParseError('Via: expected SIP/2.0/TRANSPORT');
+    protocolVersion = sc.until(47);
+    if (!sc.eat(47)) throw new SipParseError('Via: expected SIP/2.0/TRANSPORT');
+    transport = sc.until(59).toUpperCase();
+    if (protocolName.toUpperCase() !== 'SIP' || protocolVersion.length === 0 || transport.length === 0) {
+      throw new SipParseError('Via: bad sent-protocol');
+    }
     sc.ws();
-    portText = sc.until(59);
-    if (portText.length === 0) throw new SipParseError('Via: empty port');
-  } else {
-    sc.i = save;
+    // sent-by: host [ COLON port ], white space allowed around the colon (§25.1 COLON = SWS ":" SWS)
+    let hostText: string;
+    if (sc.peek() === 91) {
+      const close = raw.indexOf(']', sc.i);
+      if (close < 0 || close >= end) throw new SipParseError('Via: unterminated IPv6 reference');
+      hostText = raw.slice(sc.i, close + 1);
+      sc.i = close + 1;
+    } else {
+      hostText = sc.until(58, 59);
+    }
+    if (hostText.length === 0) throw new SipParseError('Via: missing sent-by host');
+    let portText = '';
+    const save = sc.i;
+    sc.ws();
+    if (sc.peek() === 58) {
+      sc.i++;
+      sc.ws();
+      portText = sc.until(59);
+      if (portText.length === 0) throw new SipParseError('Via: empty port');
+    } else {
+      sc.i = save;
+    }
+    hp = parseHostPort(portText ? `${hostText}:${portText}` : hostText, 'Via sent-by');
   }
-  const hp = parseHostPort(portText ? `${hostText}:${portText}` : hostText, 'Via sent-by');
   const params: Params = new Map();
   let rportStart = -1;
   let rportEnd = -1;

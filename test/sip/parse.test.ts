@@ -131,3 +131,39 @@ describe('parseMessage', () => {
     expect(() => m.from).toThrow(/missing From/);
   });
 });
+
+describe('Via fast path', () => {
+  // The common `SIP/2.0/UDP host:port` head takes a fast path; the same Via written with
+  // white space around the slashes (equally valid, §25.1 SLASH = SWS "/" SWS) takes the
+  // general one. Both must agree, value for value, or both refuse.
+  const pieces = ['SIP/2.0/', 'sip/2.0/', 'SIP/2.0/'];
+  const transports = ['UDP', 'tcp', 'Tls', 'SCTP', 'UDP2', 'U-DP', ''];
+  const hosts = ['10.0.0.1', '256.1.1.1', '1.2.3', 'pc33.Atlanta.example.com', 'a..b', '-x.com', 'host_1', '10.0.0.1.', '[2001:db8::1]', 'h@st', ''];
+  const ports = ['', ':5060', ':0', ':65535', ':65536', ':', ':5o60', ':123456'];
+  const params = ['', ';branch=z9hG4bK1', ';rport;branch=z9hG4bK2', ';received=1.2.3.4;rport=5', ';branch=', ';ttl=300', ' ;branch=z9hG4bK3'];
+  const parse = (v: string) => {
+    try {
+      const via = parseMessage(Buffer.from(`SIP/2.0 200 OK\r\nVia: ${v}\r\nContent-Length: 0\r\n\r\n`, 'latin1')).topVia!;
+      return { transport: via.transport, host: via.host, hostType: via.hostType, port: via.port, params: [...via.params], rport: via.rport, start: via.start };
+    } catch (err) {
+      return (err as Error).name;
+    }
+  };
+  it('agrees with the general parser on every combination', () => {
+    let n = 0;
+    for (const p of pieces)
+      for (const t of transports)
+        for (const h of hosts)
+          for (const port of ports)
+            for (const q of params) {
+              const v = `${p}${t} ${h}${port}${q}`;
+              const slow = v.replace(/^(sip)\/2\.0\//i, '$1 / 2.0 / ');
+              const a = parse(v);
+              const b = parse(slow);
+              if (typeof a === 'object' && typeof b === 'object') b.start = a.start;
+              expect(a, v).toEqual(b);
+              n++;
+            }
+    expect(n).toBeGreaterThan(10_000);
+  });
+});
