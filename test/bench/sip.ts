@@ -75,6 +75,9 @@ class CountingTransport implements Transport {
  * busy machine the wall clock counts the time other processes had the core.
  */
 function rate(label: string, runMs: number, fn: () => void, per = 1): { label: string; perSecond: number; usPerOp: number } {
+  // BENCH_ONLY=regex runs just the matching measurements (for profiling one path).
+  const only = process.env.BENCH_ONLY;
+  if (only !== undefined && !new RegExp(only).test(label)) return { label, perSecond: 0, usPerOp: 0 };
   for (let i = 0; i < 20_000; i++) fn(); // warm up: let the JIT settle
   let n = 0;
   const c0 = process.cpuUsage();
