@@ -155,7 +155,7 @@ const HEAD = [
 
 function cells(row: Row): string[] {
   const s = row.s;
-  const range = s.cpuMin === undefined ? '' : ` (${s.cpuMin.toFixed(0)}–${s.cpuMax!.toFixed(0)})`;
+  const range = s.cpuMin === undefined ? '' : ` (${s.cpuMin.toFixed(1)}–${s.cpuMax!.toFixed(1)})`;
   return [
     String(row.rate),
     LABEL[row.proxy],
