@@ -379,6 +379,11 @@ export class ProxyCore {
       return;
     }
     if (top.branch !== undefined && this.dispatch.handleProbeResponse(top.branch, msg.status)) return;
+    // A 2xx to an INVITE ends what the pairing entry was for (its ACK follows the route set).
+    if (msg.status >= 200 && msg.status < 300 && top.branch !== undefined && this.pairing.size > 0) {
+      const m = msg.fieldIndex('cseq');
+      if (m >= 0 && msg.rawValue(m).endsWith('INVITE')) this.pairing.forget(top.branch);
+    }
     const vias = msg.vias;
     const next = vias[1];
     if (next === undefined) {

@@ -4,10 +4,11 @@
  * send them elsewhere). Keyed by the stateless branch we gave the INVITE, which the CANCEL
  * and that ACK get too (see statelessBranch).
  *
- * Bounded and expiring: an entry lives for `ttlMs` (default 32 s = Timer B, 64·T1, after
- * which the INVITE transaction is over at the next hop, RFC 3261 §17.1.1.2) and at most
- * `maxEntries` are kept (default 200,000: 32 s at over 6,000 new calls/s), oldest dropped
- * first. Insertion order is expiry order, so pruning looks only at the front of the Map.
+ * Bounded and expiring: an entry lives until its INVITE is answered with a 2xx, or for
+ * `ttlMs` (default 32 s = Timer B, 64·T1, after which the INVITE transaction is over at the
+ * next hop, RFC 3261 §17.1.1.2), and at most `maxEntries` are kept (default 200,000: 32 s
+ * of unanswered INVITEs at over 6,000 new calls/s), oldest dropped first. Insertion order is
+ * expiry order, so pruning looks only at the front of the Map.
  */
 import type { Target } from '../transport/types.js';
 
@@ -47,6 +48,14 @@ export class InvitePairing {
     }
     this.map.set(branch, { target, expires: now + this.ttlMs });
     this.prune(now);
+  }
+
+  /**
+   * The INVITE got a 2xx: its ACK follows the route set and a CANCEL is moot (§9.1: too
+   * late), so the entry has done its job. Keeps the map small on the common path.
+   */
+  forget(branch: string): void {
+    this.map.delete(branch);
   }
 
   lookup(branch: string): Target | undefined {

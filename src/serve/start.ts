@@ -27,6 +27,7 @@ import type { Dispatch } from '../proxy/services.js';
 import { createDefaultRoute } from '../route/default.js';
 import type { Route } from '../route/api.js';
 import { openStore } from '../store/index.js';
+import { warmUp } from './warm-up.js';
 import { createTransport, formatListenSpec, parseListenSpec } from '../transport/index.js';
 import type { Target, Transport } from '../transport/types.js';
 
@@ -143,6 +144,14 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
       logger,
     });
     core.setForwardTarget(() => forwardTarget);
+
+    // ---- compile the hot path before the first real call (see warm-up.ts)
+    try {
+      const w = warmUp();
+      logger.debug('hot path warmed up', { calls: w.calls, messages: w.messages, cpuMs: Math.round(w.cpuMs) });
+    } catch (err) {
+      logger.warn('warm-up failed; the first calls will run slower', { error: err instanceof Error ? err.message : String(err) });
+    }
 
     // ---- the transports
     const transport = await createTransport({
