@@ -48,6 +48,8 @@ export interface ProxyStats {
   rejected: number;
 }
 
+const NONE: readonly string[] = [];
+
 /** The largest UDP payload over IPv4 (65,535 − 8 − 20). */
 export const MAX_UDP_PAYLOAD = 65_507;
 
@@ -210,7 +212,7 @@ export class ProxyCore {
     // §19.1.5: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.? escruri).
     if (msg.uri.headers.size > 0) return { status: 400, reason: 'Bad Request (headers in the Request-URI)' };
     // §16.3 item 5: we support no extension a Proxy-Require could name.
-    const pr = msg.headerValues('proxy-require');
+    const pr = msg.fieldIndex('proxy-require') < 0 ? NONE : msg.headerValues('proxy-require');
     if (pr.length > 0 && msg.method !== 'ACK' && msg.method !== 'CANCEL') {
       return { status: 420, reason: 'Bad Extension', headers: [`Unsupported: ${pr.join(', ')}`] };
     }

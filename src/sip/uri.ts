@@ -254,16 +254,37 @@ export function parseHostPort(text: string, what: string): { host: string; hostT
 /** `;a=b;c` → Map, names lower-cased, values unescaped. Input starts after the first ';'. */
 function parseUriParams(text: string, what: string): Map<string, string | null> {
   const params = new Map<string, string | null>();
-  if (text.length === 0) return params;
-  for (const part of text.split(';')) {
-    if (part.length === 0) continue; // tolerate ';;'
-    const eq = part.indexOf('=');
-    const name = unescapeUriPart(eq < 0 ? part : part.slice(0, eq), what).toLowerCase();
-    if (name.length === 0) throw new SipParseError(`empty parameter name in ${what}`);
-    const value = eq < 0 ? null : unescapeUriPart(part.slice(eq + 1), what);
-    params.set(name, value);
+  const n = text.length;
+  let i = 0;
+  while (i < n) {
+    let semi = text.indexOf(';', i);
+    if (semi < 0) semi = n;
+    if (semi > i) {
+      // tolerate ';;' (an empty part) by skipping it
+      let eq = text.indexOf('=', i);
+      if (eq < 0 || eq > semi) eq = -1;
+      const rawName = text.slice(i, eq < 0 ? semi : eq);
+      const name = lowerAscii(rawName.indexOf('%') < 0 ? rawName : unescapeUriPart(rawName, what));
+      if (name.length === 0) throw new SipParseError(`empty parameter name in ${what}`);
+      let value: string | null = null;
+      if (eq >= 0) {
+        const rawValue = text.slice(eq + 1, semi);
+        value = rawValue.indexOf('%') < 0 ? rawValue : unescapeUriPart(rawValue, what);
+      }
+      params.set(name, value);
+    }
+    i = semi + 1;
   }
   return params;
+}
+
+/** toLowerCase, without allocating when the text is already lower case (the usual case). */
+function lowerAscii(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 65 && c <= 90) return s.toLowerCase();
+  }
+  return s;
 }
 
 /**
@@ -321,13 +342,19 @@ export function parseUri(text: string): SipUri {
     const c = rest.charCodeAt(i);
     if (c === 59 /* ; */ || c === 63 /* ? */) { hostEnd = i; break; }
   }
-  const hp = parseHostPort(rest.slice(0, hostEnd), `URI '${clip(s)}'`);
-  let params = new Map<string, string | null>();
-  let headers = new Map<string, string>();
+  // Error texts name the URI; they are built only when there is an error.
+  let hp: ReturnType<typeof parseHostPort>;
+  let params: Map<string, string | null>;
   let tail = rest.slice(hostEnd);
   const q = tail.indexOf('?');
-  const paramText = q < 0 ? tail : tail.slice(0, q);
-  if (paramText.length > 0) params = parseUriParams(paramText.slice(1), `URI '${clip(s)}'`);
+  try {
+    hp = parseHostPort(hostEnd === rest.length ? rest : rest.slice(0, hostEnd), 'URI');
+    params = q === 0 || tail.length === 0 ? new Map() : parseUriParams(q < 0 ? tail.slice(1) : tail.slice(1, q), 'URI');
+  } catch (err) {
+    if (err instanceof SipParseError) throw new SipParseError(err.reason.replace(/ in URI$/, ` in URI '${clip(s)}'`));
+    throw err;
+  }
+  let headers = new Map<string, string>();
   if (q >= 0) {
     tail = tail.slice(q + 1);
     headers = new Map();
@@ -338,7 +365,7 @@ export function parseUri(text: string): SipUri {
       headers.set(unescapeUriPart(h.slice(0, eq), 'header'), unescapeUriPart(h.slice(eq + 1), 'header'));
     }
   }
-  return new SipUri({ scheme, user, password, host: hp.host.toLowerCase(), hostType: hp.hostType, port: hp.port, params, headers });
+  return new SipUri({ scheme, user, password, host: lowerAscii(hp.host), hostType: hp.hostType, port: hp.port, params, headers });
 }
 
 function parseTelUri(rest: string): SipUri {
