@@ -14,6 +14,8 @@ export class LocalAddresses {
   private readonly ports = new Set<number>();
   /** The bytes ":PORT" of every port we may write into a Via, to rule a Via out without parsing it. */
   readonly portNeedles: Buffer[] = [];
+  /** port → the host names and addresses that mean us on that port. */
+  private readonly hostsByPort = new Map<number, Set<string>>();
 
   constructor(readonly listeners: readonly Listener[], readonly aliases: readonly string[] = []) {
     for (const l of listeners) {
@@ -28,13 +30,22 @@ export class LocalAddresses {
       } else for (const p of this.ports) this.hostPorts.add(`${host}:${p}`);
     }
     for (const p of this.ports) this.portNeedles.push(Buffer.from(`:${p}`, 'latin1'));
+    for (const key of this.hostPorts) {
+      const colon = key.lastIndexOf(':');
+      const port = Number(key.slice(colon + 1));
+      let hosts = this.hostsByPort.get(port);
+      if (hosts === undefined) this.hostsByPort.set(port, (hosts = new Set()));
+      hosts.add(key.slice(0, colon));
+    }
   }
 
   isLocal(host: string, port: number): boolean {
     // Most URIs and Vias are not ours, and most of those not even on our ports: answer that
-    // without building a key.
-    if (!this.ports.has(port)) return false;
-    return this.hostPorts.has(`${normalizeHost(host)}:${port}`);
+    // without building a key; then try the host as written (parsed hosts are lower case,
+    // without brackets) before normalizing it.
+    const hosts = this.hostsByPort.get(port);
+    if (hosts === undefined) return false;
+    return hosts.has(host) || hosts.has(normalizeHost(host));
   }
 
   isLocalUri(uri: SipUri): boolean {
