@@ -144,36 +144,64 @@ export interface StartLine {
  */
 function parseStartLine(b: Buffer, s: number, e: number): StartLine {
   if (e - s >= 4 && b[s] === 83 && b[s + 1] === 73 && b[s + 2] === 80 && b[s + 3] === 47 /* 'SIP/' */) {
-    const sp1 = b.indexOf(SP, s);
-    if (sp1 < 0 || sp1 > e) throw new SipParseError('status line without a status code');
-    const version = b.latin1Slice(s, sp1);
+    let sp1 = s;
+    while (sp1 < e && b[sp1] !== SP) sp1++;
+    if (sp1 >= e) throw new SipParseError('status line without a status code');
+    const version = versionText(b, s, sp1);
     let codeEnd = sp1 + 1;
     while (codeEnd < e && b[codeEnd]! >= 48 && b[codeEnd]! <= 57) codeEnd++;
     if (codeEnd - sp1 - 1 !== 3 || (codeEnd < e && b[codeEnd] !== SP)) throw new SipParseError('status code is not three digits');
     const status = (b[sp1 + 1]! - 48) * 100 + (b[sp1 + 2]! - 48) * 10 + (b[sp1 + 3]! - 48);
     if (status < 100 || status > 699) throw new SipParseError(`status code ${status} out of range`);
     const reason = codeEnd < e ? b.toString('utf8', codeEnd + 1, e) : '';
-    checkVersion(version);
     return { isRequest: false, method: '', requestUriText: '', status, reason, version };
   }
-  const sp1 = b.indexOf(SP, s);
-  if (sp1 < 0 || sp1 >= e) throw new SipParseError('request line is not METHOD URI SIP/2.0');
-  const sp2 = b.indexOf(SP, sp1 + 1);
-  if (sp2 < 0 || sp2 >= e) throw new SipParseError('request line is not METHOD URI SIP/2.0');
-  if (b.indexOf(SP, sp2 + 1) >= 0 && b.indexOf(SP, sp2 + 1) < e) {
-    throw new SipParseError('request line has white space inside the Request-URI or after the version');
+  // Request-Line: exactly two single spaces (§25.1); a third one is white space inside the
+  // Request-URI or after the version.
+  let sp1 = -1;
+  let sp2 = -1;
+  for (let i = s; i < e; i++) {
+    if (b[i] !== SP) continue;
+    if (sp1 < 0) sp1 = i;
+    else if (sp2 < 0) sp2 = i;
+    else throw new SipParseError('request line has white space inside the Request-URI or after the version');
   }
+  if (sp2 < 0) throw new SipParseError('request line is not METHOD URI SIP/2.0');
   if (!isTokenBytes(b, s, sp1)) throw new SipParseError('method is not a token');
-  const method = b.latin1Slice(s, sp1);
-  const requestUriText = b.latin1Slice(sp1 + 1, sp2);
-  if (requestUriText.length === 0) throw new SipParseError('empty Request-URI');
+  const method = methodText(b, s, sp1);
+  if (sp2 === sp1 + 1) throw new SipParseError('empty Request-URI');
   for (let i = sp1 + 1; i < sp2; i++) {
     const c = b[i]!;
     if (c < 33 || c === 127) throw new SipParseError('Request-URI contains a control character or white space');
   }
-  const version = b.latin1Slice(sp2 + 1, e);
-  checkVersion(version);
+  const requestUriText = b.latin1Slice(sp1 + 1, sp2);
+  const version = versionText(b, sp2 + 1, e);
   return { isRequest: true, method, requestUriText, status: 0, reason: '', version };
+}
+
+/** The methods of RFC 3261 and its common extensions, as shared strings (no allocation). */
+const METHODS = ['INVITE', 'ACK', 'BYE', 'CANCEL', 'OPTIONS', 'REGISTER', 'PRACK', 'SUBSCRIBE', 'NOTIFY', 'PUBLISH', 'INFO', 'REFER', 'MESSAGE', 'UPDATE'].map(
+  (m) => ({ text: m, bytes: Buffer.from(m, 'latin1') }),
+);
+
+function methodText(b: Buffer, s: number, e: number): string {
+  for (const m of METHODS) {
+    if (m.bytes.length !== e - s) continue;
+    let i = 0;
+    while (i < m.bytes.length && b[s + i] === m.bytes[i]) i++;
+    if (i === m.bytes.length) return m.text;
+  }
+  return b.latin1Slice(s, e);
+}
+
+/** SIP-Version: the usual "SIP/2.0" without allocating, anything else checked by checkVersion. */
+function versionText(b: Buffer, s: number, e: number): string {
+  if (e - s === 7 && b[s] === 83 && b[s + 1] === 73 && b[s + 2] === 80 && b[s + 3] === 47 && b[s + 4] === 50 && b[s + 5] === 46 && b[s + 6] === 48) {
+    return 'SIP/2.0';
+  }
+  const v = b.latin1Slice(s, e);
+  checkVersion(v);
+  return v;
 }
 
 /** SIP-Version = "SIP" "/" 1*DIGIT "." 1*DIGIT (case-insensitive "SIP"). */
