@@ -401,7 +401,7 @@ export class ProxyCore {
       });
       return;
     }
-    msg.removeValue('via', 0);
+    msg.removeTopVia();
     if (this.route.reply !== undefined) {
       let dropped: string | undefined;
       const rctx: ReplyContext = {

@@ -387,6 +387,29 @@ export class SipMessage {
     else this.edit(survivors[survivors.length - 1]!.l.end, loc.end, '');
   }
 
+  /**
+   * Remove the topmost Via value (§16.7 step 3, on every response): the whole first Via
+   * field when it holds only that value, else the value and its comma. The same as
+   * removeValue('via', 0), without splitting every Via field.
+   */
+  removeTopVia(): void {
+    const top = this.topVia;
+    if (top === undefined) return;
+    const i = this.fieldIndex('via');
+    const ve = this.index.valueEnds[i]!;
+    const b = this.buffer;
+    let p = top.end;
+    while (p < ve && (b[p] === 32 || b[p] === 9 || b[p] === 13 || b[p] === 10)) p++;
+    (this._removedValues ??= new Set()).add('via#0');
+    if (p >= ve || b[p] !== 44) {
+      this.removeField(i);
+      return;
+    }
+    p++;
+    while (p < ve && (b[p] === 32 || b[p] === 9 || b[p] === 13 || b[p] === 10)) p++;
+    this.edit(top.start, p, '');
+  }
+
   /** Replace the byte range of one value (e.g. a Via value) with new text. */
   replaceRange(start: number, end: number, text: string): void {
     this.edit(start, end, text);

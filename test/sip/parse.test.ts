@@ -167,3 +167,20 @@ describe('Via fast path', () => {
     expect(n).toBeGreaterThan(10_000);
   });
 });
+
+describe('removeTopVia', () => {
+  const resp = (vias: string) => parseMessage(Buffer.from(`SIP/2.0 200 OK\r\n${vias}From: <sip:a@b>;tag=1\r\nContent-Length: 0\r\n\r\n`, 'latin1'));
+  it.each([
+    ['one value per field', 'Via: SIP/2.0/UDP a;branch=z9hG4bK1\r\nVia: SIP/2.0/UDP b;branch=z9hG4bK2\r\n'],
+    ['two values in one field', 'Via: SIP/2.0/UDP a;branch=z9hG4bK1 , SIP/2.0/UDP b;branch=z9hG4bK2\r\n'],
+    ['folded', 'Via: SIP/2.0/UDP a;branch=z9hG4bK1,\r\n SIP/2.0/UDP b;branch=z9hG4bK2\r\nVia: SIP/2.0/TCP c;branch=z9hG4bK3\r\n'],
+    ['compact form', 'v: SIP/2.0/UDP a;branch=z9hG4bK1\r\nv: SIP/2.0/UDP b;branch=z9hG4bK2\r\n'],
+  ])('does what removeValue(via, 0) does: %s', (_n, vias) => {
+    const a = resp(vias);
+    a.removeTopVia();
+    const b = resp(vias);
+    b.removeValue('via', 0);
+    expect(parseMessage(a.serialize()).vias.map((v) => v.host)).toEqual(parseMessage(b.serialize()).vias.map((v) => v.host));
+    expect(parseMessage(a.serialize()).vias[0]!.host).toBe('b');
+  });
+});
