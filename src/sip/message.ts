@@ -298,12 +298,19 @@ export class SipMessage {
     return parseNameAddr(raw, 0, raw.length, this.index.valueStarts[i]!, display);
   }
 
+  /** Every value of a name-addr list header, split once (valueLocations, which removeValue reuses). */
   private nameAddrList(canonical: string, display: string): NameAddr[] {
     const out: NameAddr[] = [];
-    for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
-      const raw = this.rawValue(i);
-      const base = this.index.valueStarts[i]!;
-      for (const [s, e] of splitList(raw)) out.push(parseNameAddr(raw, s, e, base, display));
+    let field = -1;
+    let raw = '';
+    let base = 0;
+    for (const loc of this.valueLocations(canonical)) {
+      if (loc.field !== field) {
+        field = loc.field;
+        raw = this.rawValue(field);
+        base = this.index.valueStarts[field]!;
+      }
+      out.push(parseNameAddr(raw, loc.start - base, loc.end - base, base, display));
     }
     return out;
   }

@@ -292,6 +292,9 @@ function lowerAscii(s: string): string {
  * opaque absoluteURI (scheme ":" then no white space).
  */
 export function parseHeaderUri(text: string): SipUri {
+  // The usual case, sip: / sips: / tel:, goes straight to parseUri.
+  const c0 = text.charCodeAt(0) | 0x20;
+  if ((c0 === 115 || c0 === 116) && /^(?:sips?|tel):/i.test(text)) return parseUri(text);
   const s = text.trim();
   const m = /^([a-zA-Z][a-zA-Z0-9+.-]*):(\S+)$/.exec(s);
   if (m !== null) {

@@ -99,7 +99,7 @@ export function benchSip(runMs = 1000): Array<{ label: string; perSecond: number
     rate('200 OK with SDP: parse + remove top Via + serialize', runMs, () => {
       const m = parseMessage(resp);
       void m.vias;
-      m.removeValue('via', 0);
+      m.removeTopVia();
       m.serialize();
     }),
   );
