@@ -57,6 +57,26 @@ export interface ValueLocation {
 
 const CRLF = '\r\n';
 
+function hasWhiteSpace(v: string): boolean {
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 13 || c === 10) return true;
+  }
+  return false;
+}
+
+/** 1 to `maxDigits` decimal digits as a number, or -1. */
+export function smallNumber(v: string, maxDigits: number): number {
+  if (v.length === 0 || v.length > maxDigits) return -1;
+  let n = 0;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) return -1;
+    n = n * 10 + (c - 48);
+  }
+  return n;
+}
+
 export class SipMessage {
   readonly buffer: Buffer;
   readonly isRequest: boolean;
@@ -227,7 +247,7 @@ export class SipMessage {
   get callId(): string {
     if (this._callId === undefined) {
       const v = this.single('call-id', 'Call-ID');
-      if (v.length === 0 || /[\s]/.test(v)) throw new SipParseError('Call-ID is empty or contains white space');
+      if (v.length === 0 || hasWhiteSpace(v)) throw new SipParseError('Call-ID is empty or contains white space');
       this._callId = v;
     }
     return this._callId;
@@ -251,8 +271,9 @@ export class SipMessage {
       else {
         if (this.fieldIndex('max-forwards', i + 1) >= 0) throw new SipParseError('more than one Max-Forwards header');
         const v = this.fieldValue(i);
-        if (!/^[0-9]{1,10}$/.test(v) || Number(v) > 255) throw new SipParseError('Max-Forwards is not a number from 0 to 255');
-        this._maxForwards = Number(v);
+        const n = smallNumber(v, 10);
+        if (n < 0 || n > 255) throw new SipParseError('Max-Forwards is not a number from 0 to 255');
+        this._maxForwards = n;
       }
     }
     return this._maxForwards;

@@ -465,11 +465,24 @@ export function parseHeaderParams(raw: string, from: number, end: number, what: 
 
 /** CSeq: 1*DIGIT LWS Method (§20.16); the number is below 2**31. */
 export function parseCSeq(value: string): { seq: number; method: string } {
-  const m = /^([0-9]{1,10})[ \t\r\n]+([^ \t\r\n]+)$/.exec(value.trim());
-  if (m === null) throw new SipParseError('CSeq: expected NUMBER METHOD');
-  const seq = Number(m[1]);
+  const v = value.trim();
+  let i = 0;
+  let seq = 0;
+  while (i < v.length) {
+    const c = v.charCodeAt(i);
+    if (c < 48 || c > 57) break;
+    seq = seq * 10 + (c - 48);
+    i++;
+  }
+  const digits = i;
+  while (i < v.length && isWs(v.charCodeAt(i))) i++;
+  const method = v.slice(i);
+  if (digits === 0 || digits > 10 || i === digits || method.length === 0) throw new SipParseError('CSeq: expected NUMBER METHOD');
+  for (let k = 0; k < method.length; k++) {
+    if (isWs(method.charCodeAt(k))) throw new SipParseError('CSeq: expected NUMBER METHOD');
+  }
   if (seq >= 2 ** 31) throw new SipParseError('CSeq: number out of range (must be below 2**31)');
-  return { seq, method: m[2]! };
+  return { seq, method };
 }
 
 /** Header text is carried as latin1 (byte = char); decode UTF-8 where people read it. */
