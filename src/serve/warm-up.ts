@@ -65,10 +65,11 @@ export function warmUpCore(): { core: ProxyCore; transport: RecordingTransport }
 
 /**
  * The six messages of call number `n`, as they reach the proxy: each response is built from
- * what the proxy actually forwarded (its Via, its Record-Route), so every message takes the
- * path a real one takes.
+ * what the proxy actually forwarded (its Via, its Record-Route, read from `transport`), so
+ * every message takes the path a real one takes. Hand each message to the core before
+ * asking for the next.
  */
-export function* syntheticCall(core: ProxyCore, transport: RecordingTransport, n: number): Generator<Inbound> {
+export function* syntheticCall(transport: RecordingTransport, n: number): Generator<Inbound> {
   const from = (text: string, port: number): Inbound => ({
     bytes: Buffer.from(text, 'latin1'),
     protocol: 'udp',
@@ -148,7 +149,7 @@ export function* syntheticCall(core: ProxyCore, transport: RecordingTransport, n
 export function warmUp(calls = 3000): { calls: number; messages: number; cpuMs: number } {
   const before = process.cpuUsage();
   const { core, transport } = warmUpCore();
-  for (let n = 0; n < calls; n++) for (const inbound of syntheticCall(core, transport, n)) core.onInbound(inbound);
+  for (let n = 0; n < calls; n++) for (const inbound of syntheticCall(transport, n)) core.onInbound(inbound);
   const used = process.cpuUsage(before);
   if (core.stats.forwarded + core.stats.responsesForwarded !== calls * 6) {
     // Not fatal — the proxy works without a warm JIT — but it means the route changed.

@@ -22,7 +22,7 @@ export const MIN_UDP_PACKET = 32;
 const MAX_UDP_PAYLOAD = { 4: 65_507, 6: 65_527 } as const;
 
 /** dgram's lookup hook for targets that are IP literals: answer synchronously. */
-function literalLookup(address: string, family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
+function literalLookup(address: string, _family: unknown, callback: (err: Error | null, address: string, family: number) => void): void {
   callback(null, address, address.indexOf(':') >= 0 ? 6 : 4);
 }
 

@@ -107,7 +107,7 @@ export function benchSip(runMs = 1000): Array<{ label: string; perSecond: number
   // ---- the whole call through the proxy core (the same synthetic call the warm-up uses)
   const { core, transport } = warmUpCore();
   const call: Inbound[] = [];
-  for (const inbound of syntheticCall(core, transport, 1)) {
+  for (const inbound of syntheticCall(transport, 1)) {
     core.onInbound(inbound);
     call.push(inbound);
   }

@@ -11,7 +11,7 @@ describe('warm-up', () => {
   it('takes the real paths: Record-Route and our Via on the INVITE, loose routing for ACK and BYE', () => {
     const { core, transport } = warmUpCore();
     const seen: string[] = [];
-    for (const inbound of syntheticCall(core, transport, 7)) {
+    for (const inbound of syntheticCall(transport, 7)) {
       core.onInbound(inbound);
       const out = parseMessage(transport.last);
       seen.push(out.isRequest ? `${out.method} vias=${out.vias.length} rr=${out.header('record-route') !== undefined} route=${out.header('route') !== undefined}` : `${out.status} vias=${out.vias.length}`);
