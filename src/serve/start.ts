@@ -218,6 +218,7 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
           stats: core.stats,
           transport: transport.stats(),
           pairing: core.pairing.size,
+          memory: process.memoryUsage(),
         }),
       },
       { onHandlerError: (cmd, err) => logger.error('control command failed', { cmd, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }) },
