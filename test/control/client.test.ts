@@ -11,7 +11,7 @@ import {
   startControlServer,
   type ControlServer,
 } from '../../src/control/index.js';
-import { useTempDirs } from './temp-dir.js';
+import { useTempDirs } from '../helpers/temp-dir.js';
 
 async function rejection(p: Promise<unknown>): Promise<SipctlError> {
   try {

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SipctlError, usageError } from '../../src/errors.js';
 import { controlRequest, startControlServer, type ControlHandlers, type ControlServer } from '../../src/control/index.js';
 import { openSession, type RawSession } from './session.js';
-import { useTempDirs } from './temp-dir.js';
+import { useTempDirs } from '../helpers/temp-dir.js';
 
 const MiB = 1024 * 1024;
 

@@ -12,11 +12,9 @@
  * running after `timeoutMs` is killed and the promise rejects.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterEach } from 'vitest';
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI_PATH = join(REPO_ROOT, 'dist', 'cli', 'sipctl.js');
@@ -88,19 +86,4 @@ export function stdoutLines(r: CliResult): string[] {
   return r.stdout.split('\n').filter((l) => l.trim() !== '');
 }
 
-/**
- * A fresh temp folder per call, all removed after each test. Call at the top of a describe
- * block: `const tempDir = useTempDirs(); ... const dir = tempDir();`
- * Paths stay short (under /tmp) so Unix socket paths inside them fit the 107-byte limit.
- */
-export function useTempDirs(prefix = 'sipctl-cli-'): () => string {
-  const made: string[] = [];
-  afterEach(() => {
-    for (const dir of made.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
-  return () => {
-    const dir = mkdtempSync(join(tmpdir(), prefix));
-    made.push(dir);
-    return dir;
-  };
-}
+export { useTempDirs } from './temp-dir.js';

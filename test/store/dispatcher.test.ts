@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { SipctlError } from '../../src/errors.js';
 import { openStore, type Store } from '../../src/store/index.js';
-import { useTempDirs } from './temp-dir.js';
+import { useTempDirs } from '../helpers/temp-dir.js';
 
 describe('dispatcher repository', () => {
   const tempDir = useTempDirs();

@@ -4,7 +4,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SipctlError } from '../../src/errors.js';
 import { defaultMigrationsDir, listMigrations, migrate, openStore, schemaVersion } from '../../src/store/index.js';
-import { useTempDirs } from './temp-dir.js';
+import { useTempDirs } from '../helpers/temp-dir.js';
 
 function tableNames(db: BetterSqlite3.Database): string[] {
   const rows = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[];

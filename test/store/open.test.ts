@@ -4,7 +4,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { SipctlError } from '../../src/errors.js';
 import { BUSY_TIMEOUT_MS, openStore } from '../../src/store/index.js';
-import { useTempDirs } from './temp-dir.js';
+import { useTempDirs } from '../helpers/temp-dir.js';
 
 function catchError(fn: () => unknown): SipctlError {
   try {
