@@ -31,15 +31,10 @@ import {
 } from './build.js';
 import { formatIPv4, parseIPv4, parseIPv6 } from './ip-text.js';
 import { lookupIPv4, lookupIPv6 } from './trie.js';
+import type { AddressRow } from '../store/address.js';
 
-export interface AddressRow {
-  id: number;
-  grp: number;
-  ip_addr: string;
-  mask: number;
-  port: number;
-  tag: string | null;
-}
+/** One row of the `address` table, as the store reads it (migrations/001_address.sql). */
+export type { AddressRow } from '../store/address.js';
 
 /** One entry of the table, as `match` returns it and `sipctl address dump` shows it. */
 export interface AddressMatch {

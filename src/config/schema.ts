@@ -6,21 +6,10 @@
 import { usageError } from '../errors.js';
 import type { LogLevel } from '../log/logger.js';
 import { DEFAULT_CONTROL_PATH, DEFAULT_DB_PATH } from './paths.js';
+import type { ProbeConfig } from '../dispatcher/probe.js';
 
-export interface ProbeConfig {
-  /** Seconds between OPTIONS probes of each destination; 0 turns probing off. */
-  interval: number;
-  /** Consecutive failures that mark a destination inactive. */
-  failures: number;
-  /** Consecutive successes that bring it back. */
-  successes: number;
-  /** Response codes that count as success. */
-  okCodes: number[];
-  /** RFC 3261 T1 for the probe's retransmissions (Timer E), ms. */
-  t1Ms: number;
-  /** Timer F: a probe with no final response after this long failed, ms (default 64·T1). */
-  timeoutMs: number;
-}
+/** Health-probe options (`dispatcher.probe`, `dispatcher.probeSets`): the prober's own type. */
+export type { ProbeConfig } from '../dispatcher/probe.js';
 
 export interface DispatchRule {
   /** Methods this rule applies to (upper case); absent = every method. */

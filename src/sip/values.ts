@@ -149,6 +149,48 @@ class Scanner {
     }
     return false;
   }
+  /** The parameter nextParam() just read: its lower-case name, where the name starts, its
+   * value as written (quotes included) or null when it has none, and whether it was quoted. */
+  pName = '';
+  pNameStart = 0;
+  pValue: string | null = null;
+  pQuoted = false;
+
+  /**
+   * Reads the next `SEMI name [EQUAL value]` (§25.1 generic-param, SEMI and EQUAL allowing
+   * white space), filling the p* fields; false at the end. One loop for Via parameters and
+   * header parameters alike, which differ only in what they make of the value.
+   */
+  nextParam(what: string): boolean {
+    this.ws();
+    if (this.i >= this.end) return false;
+    if (this.peek() !== 59) throw new SipParseError(`${what}: unexpected '${this.s[this.i]}'`);
+    this.i++;
+    this.ws();
+    this.pNameStart = this.i;
+    this.pName = this.until(61, 59).toLowerCase();
+    if (this.pName.length === 0) throw new SipParseError(`${what}: empty parameter name`);
+    this.pValue = null;
+    this.pQuoted = false;
+    const afterName = this.i;
+    this.ws();
+    if (this.peek() === 61) {
+      this.i++;
+      this.ws();
+      if (this.peek() === 34) {
+        const close = findQuoteEnd(this.s, this.i, this.end);
+        this.pValue = this.s.slice(this.i, close + 1);
+        this.pQuoted = true;
+        this.i = close + 1;
+      } else {
+        this.pValue = this.until(59);
+      }
+    } else {
+      this.i = afterName;
+    }
+    return true;
+  }
+
   /** Reads up to (not including) a stop character (or white space). */
   until(a: number, b = -1): string {
     const from = this.i;
@@ -282,37 +324,13 @@ export function parseVia(raw: string, start: number, end: number, base: number):
   const params: Params = new Map();
   let rportStart = -1;
   let rportEnd = -1;
-  for (;;) {
-    sc.ws();
-    if (sc.i >= end) break;
-    if (sc.peek() !== 59) throw new SipParseError(`Via: unexpected '${raw[sc.i]}' after sent-by`);
-    sc.i++;
-    sc.ws();
-    const nameStart = sc.i;
-    const name = sc.until(61, 59).toLowerCase();
-    if (name.length === 0) throw new SipParseError('Via: empty parameter name');
-    let value: string | null = null;
-    const beforeEq = sc.i;
-    sc.ws();
-    if (sc.peek() === 61) {
-      sc.i++;
-      sc.ws();
-      if (sc.peek() === 34) {
-        // quoted-string (via-extension gen-value)
-        const close = findQuoteEnd(raw, sc.i, end);
-        value = raw.slice(sc.i, close + 1);
-        sc.i = close + 1;
-      } else {
-        value = sc.until(59);
-      }
-    } else {
-      sc.i = beforeEq;
-    }
-    if (name === 'rport') {
-      rportStart = base + nameStart;
+  while (sc.nextParam('Via')) {
+    // A quoted via-extension value is kept as written, quotes and all.
+    if (sc.pName === 'rport') {
+      rportStart = base + sc.pNameStart;
       rportEnd = base + sc.i;
     }
-    params.set(name, value);
+    params.set(sc.pName, sc.pValue);
   }
   const rportText = params.get('rport');
   let rport: number | null | undefined;
@@ -433,32 +451,14 @@ export function parseNameAddr(raw: string, start: number, end: number, base: num
 export function parseHeaderParams(raw: string, from: number, end: number, what: string): Params {
   const params: Params = new Map();
   const sc = new Scanner(raw, from, end);
-  for (;;) {
-    sc.ws();
-    if (sc.i >= end) break;
-    if (sc.peek() !== 59) throw new SipParseError(`${what}: unexpected '${raw[sc.i]}'`);
-    sc.i++;
-    sc.ws();
-    const name = sc.until(61, 59).toLowerCase();
-    if (name.length === 0) throw new SipParseError(`${what}: empty parameter name`);
-    let value: string | null = null;
-    const before = sc.i;
-    sc.ws();
-    if (sc.peek() === 61) {
-      sc.i++;
-      sc.ws();
-      if (sc.peek() === 34) {
-        const close = findQuoteEnd(raw, sc.i, end);
-        value = utf8(unquote(raw.slice(sc.i + 1, close)));
-        sc.i = close + 1;
-      } else {
-        value = utf8(sc.until(59));
-        if (value.length === 0) throw new SipParseError(`${what}: empty value for parameter ${name}`);
-      }
-    } else {
-      sc.i = before;
+  while (sc.nextParam(what)) {
+    let value = sc.pValue;
+    if (value !== null) {
+      if (sc.pQuoted) value = unquote(value.slice(1, -1));
+      else if (value.length === 0) throw new SipParseError(`${what}: empty value for parameter ${sc.pName}`);
+      value = utf8(value);
     }
-    params.set(name, value);
+    params.set(sc.pName, value);
   }
   return params;
 }
