@@ -9,6 +9,7 @@ import { SipctlError } from '../../src/errors.js';
 import { AddressTableHolder, loadAddressTable } from '../../src/acl/load.js';
 import { AddressTable } from '../../src/acl/table.js';
 import { createAddressDb, replaceRows, type FixtureRow } from './sqlite-fixture.js';
+import { rejection } from '../helpers/errors.js';
 
 const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 let dir: string;
@@ -27,17 +28,6 @@ const sample: FixtureRow[] = [
   { id: 4, grp: 2, ip_addr: '2001:db8:1::7', mask: 128, tag: 'pbx-b' },
   { id: 5, grp: 3, ip_addr: '::ffff:198.51.100.0', mask: 120 },
 ];
-
-/** The error a promise rejects with (fails the test when it resolves). */
-async function rejection(p: Promise<unknown>): Promise<SipctlError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(SipctlError);
-    return err as SipctlError;
-  }
-  throw new Error('expected a rejection');
-}
 
 describe('loadAddressTable', () => {
   it('builds the table in a worker from a real SQLite file, the same as an in-process build', async () => {

@@ -12,16 +12,7 @@ import {
   type ControlServer,
 } from '../../src/control/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
-
-async function rejection(p: Promise<unknown>): Promise<SipctlError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(SipctlError);
-    return err as SipctlError;
-  }
-  throw new Error('expected a rejection');
-}
+import { rejection } from '../helpers/errors.js';
 
 describe('control client', () => {
   const tempDir = useTempDirs();

@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CLI_PATH, REPO_ROOT } from '../helpers/cli.js';
 import { startProxyProcess, type ProxyProcess } from '../helpers/proxy.js';
-import { UdpPeer, unique } from '../helpers/sip-peer.js';
+import { sipRequest, UdpPeer, unique } from '../helpers/sip-peer.js';
 import { freePort, RUN_SIPP, runUac, startUas, type Uas } from '../helpers/sipp.js';
 
 describe.skipIf(!RUN_SIPP)('address table with SIPp calls', () => {
@@ -35,21 +35,7 @@ describe.skipIf(!RUN_SIPP)('address table with SIPp calls', () => {
     const peer = await UdpPeer.open();
     try {
       const callId = unique('acl-');
-      peer.send(
-        [
-          `INVITE sip:service@127.0.0.1:${port} SIP/2.0`,
-          `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=${unique('z9hG4bK')}`,
-          'From: <sip:a@127.0.0.1>;tag=1',
-          'To: <sip:service@127.0.0.1>',
-          `Call-ID: ${callId}`,
-          'CSeq: 1 INVITE',
-          'Max-Forwards: 70',
-          'Content-Length: 0',
-          '',
-          '',
-        ].join('\r\n'),
-        port,
-      );
+      peer.send(sipRequest({ uri: `sip:service@127.0.0.1:${port}`, via: { host: '127.0.0.1', port: peer.port }, callId }), port);
       const r = await peer.next((x) => x.msg.header('call-id') === callId);
       expect(r.msg.status).toBe(401);
       expect(r.msg.reason).toBe('Address not authorised');

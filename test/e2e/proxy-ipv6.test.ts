@@ -5,7 +5,7 @@
 import { createSocket } from 'node:dgram';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProxyProcess, type ProxyProcess } from '../helpers/proxy.js';
-import { responseTo, UdpPeer, unique } from '../helpers/sip-peer.js';
+import { responseTo, sipRequest, UdpPeer, unique } from '../helpers/sip-peer.js';
 
 async function hasIPv6Loopback(): Promise<boolean> {
   return new Promise((resolve) => {
@@ -40,22 +40,7 @@ describe.skipIf(!v6)('IPv6', () => {
   it('forwards an INVITE and routes its response back', async () => {
     const port = proxy.ports.udp!;
     const callId = unique('v6-');
-    uac.send(
-      [
-        `INVITE sip:service@[::1]:${port} SIP/2.0`,
-        `Via: SIP/2.0/UDP [::1]:${uac.port};branch=${unique('z9hG4bK')};rport`,
-        'From: <sip:a@[::1]>;tag=1',
-        'To: <sip:service@[::1]>',
-        `Call-ID: ${callId}`,
-        'CSeq: 1 INVITE',
-        'Max-Forwards: 70',
-        'Content-Length: 0',
-        '',
-        '',
-      ].join('\r\n'),
-      port,
-      '::1',
-    );
+    uac.send(sipRequest({ uri: `sip:service@[::1]:${port}`, via: { host: '[::1]', port: uac.port, rport: true }, callId }), port, '::1');
     const got = await pbx.next((r) => r.msg.header('call-id') === callId);
     expect(got.msg.topVia!.host).toBe('::1');
     expect(got.msg.topVia!.port).toBe(port);

@@ -6,25 +6,17 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProxyProcess, type ProxyProcess } from '../helpers/proxy.js';
-import { responseTo, TcpClient, TcpServerPeer, UdpPeer, unique, type Received } from '../helpers/sip-peer.js';
+import { responseTo, sipRequest, TcpClient, TcpServerPeer, UdpPeer, unique, type Received } from '../helpers/sip-peer.js';
 
 const byCallId = (id: string) => (r: Received) => r.msg.header('call-id') === id;
 
-function request(opts: { transport: 'TCP' | 'UDP'; localPort: number; proxyPort: number; callId: string; method?: string }): string {
-  const method = opts.method ?? 'INVITE';
-  return [
-    `${method} sip:service@127.0.0.1:${opts.proxyPort} SIP/2.0`,
-    `Via: SIP/2.0/${opts.transport} 127.0.0.1:${opts.localPort};branch=${unique('z9hG4bK')}`,
-    `From: <sip:caller@127.0.0.1>;tag=${unique('f')}`,
-    `To: <sip:service@127.0.0.1>`,
-    `Call-ID: ${opts.callId}`,
-    `CSeq: 1 ${method}`,
-    `Contact: <sip:caller@127.0.0.1:${opts.localPort};transport=${opts.transport.toLowerCase()}>`,
-    'Max-Forwards: 70',
-    'Content-Length: 0',
-    '',
-    '',
-  ].join('\r\n');
+function request(opts: { transport: 'TCP' | 'UDP'; localPort: number; proxyPort: number; callId: string }): string {
+  return sipRequest({
+    uri: `sip:service@127.0.0.1:${opts.proxyPort}`,
+    via: { transport: opts.transport, host: '127.0.0.1', port: opts.localPort },
+    callId: opts.callId,
+    headers: [`Contact: <sip:caller@127.0.0.1:${opts.localPort};transport=${opts.transport.toLowerCase()}>`],
+  });
 }
 
 describe('a caller on TCP, a PBX on UDP', () => {

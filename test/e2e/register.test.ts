@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startProxyProcess, type ProxyProcess } from '../helpers/proxy.js';
-import { UdpPeer, unique, type Received } from '../helpers/sip-peer.js';
+import { sipRequest, UdpPeer, unique, type Received } from '../helpers/sip-peer.js';
 
 let dir: string;
 let proxy: ProxyProcess;
@@ -118,19 +118,13 @@ describe('REGISTER', () => {
   it('routes a request from the PBX to the user through the Path (loose routing)', async () => {
     const callId = unique('to-user-');
     pbx1.send(
-      [
-        `INVITE sip:alice@127.0.0.1:${ua.port} SIP/2.0`,
-        `Via: SIP/2.0/UDP 127.0.0.1:${pbx1.port};branch=${unique('z9hG4bK')}`,
-        `Route: <sip:127.0.0.1:${proxy.ports.udp};transport=udp;lr>`,
-        `From: <sip:pbx@example.com>;tag=p1`,
-        `To: <sip:alice@example.com>`,
-        `Call-ID: ${callId}`,
-        'CSeq: 1 INVITE',
-        'Max-Forwards: 70',
-        'Content-Length: 0',
-        '',
-        '',
-      ].join('\r\n'),
+      sipRequest({
+        uri: `sip:alice@127.0.0.1:${ua.port}`,
+        via: { host: '127.0.0.1', port: pbx1.port },
+        to: '<sip:alice@example.com>',
+        callId,
+        headers: [`Route: <sip:127.0.0.1:${proxy.ports.udp};transport=udp;lr>`],
+      }),
       proxy.ports.udp!,
     );
     // The PBX is admitted as one of our next hops; the INVITE reaches the user's contact.

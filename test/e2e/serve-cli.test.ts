@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
 import { startProxyProcess } from '../helpers/proxy.js';
-import { UdpPeer, unique } from '../helpers/sip-peer.js';
+import { sipRequest, UdpPeer, unique } from '../helpers/sip-peer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sipctl-serve-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,20 +50,7 @@ describe('config file and flags', () => {
     const peer = await UdpPeer.open();
     try {
       const callId = unique('cfg-');
-      peer.send(
-        [
-          `OPTIONS sip:x@127.0.0.1 SIP/2.0`,
-          `Via: SIP/2.0/UDP 127.0.0.1:${peer.port};branch=${unique('z9hG4bK')}`,
-          'From: <sip:a@127.0.0.1>;tag=1',
-          'To: <sip:x@127.0.0.1>',
-          `Call-ID: ${callId}`,
-          'CSeq: 1 OPTIONS',
-          'Content-Length: 0',
-          '',
-          '',
-        ].join('\r\n'),
-        proxy.ports.udp!,
-      );
+      peer.send(sipRequest({ method: 'OPTIONS', uri: 'sip:x@127.0.0.1', via: { host: '127.0.0.1', port: peer.port }, callId }), proxy.ports.udp!);
       const r = await peer.next((x) => x.msg.header('call-id') === callId);
       expect(r.msg.status).toBe(403);
       expect(r.msg.reason).toBe('Go away');

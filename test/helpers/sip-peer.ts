@@ -192,3 +192,33 @@ export function responseTo(req: SipMessage, status: number, reason: string, extr
   lines.push('Content-Length: 0', '', '');
   return lines.join('\r\n');
 }
+
+/**
+ * A request as a UA writes it: request line, our Via (with `rport` when asked for), From
+ * (with a fresh tag), To, Call-ID, CSeq, Max-Forwards, any extra header lines, no body.
+ * Hosts are written as given (IPv6 in brackets).
+ */
+export function sipRequest(opts: {
+  method?: string;
+  uri: string;
+  via: { transport?: 'UDP' | 'TCP'; host: string; port: number; rport?: boolean };
+  callId: string;
+  to?: string;
+  headers?: readonly string[];
+}): string {
+  const method = opts.method ?? 'INVITE';
+  const v = opts.via;
+  return [
+    `${method} ${opts.uri} SIP/2.0`,
+    `Via: SIP/2.0/${v.transport ?? 'UDP'} ${v.host}:${v.port};branch=${unique('z9hG4bK')}${v.rport ? ';rport' : ''}`,
+    `From: <sip:caller@${v.host}>;tag=${unique('f')}`,
+    `To: ${opts.to ?? `<${opts.uri}>`}`,
+    `Call-ID: ${opts.callId}`,
+    `CSeq: 1 ${method}`,
+    'Max-Forwards: 70',
+    ...(opts.headers ?? []),
+    'Content-Length: 0',
+    '',
+    '',
+  ].join('\r\n');
+}

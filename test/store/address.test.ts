@@ -1,18 +1,8 @@
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
-import { SipctlError } from '../../src/errors.js';
 import { openStore, type Store } from '../../src/store/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
-
-function catchError(fn: () => unknown): SipctlError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(SipctlError);
-    return err as SipctlError;
-  }
-  throw new Error('expected a SipctlError, nothing was thrown');
-}
+import { catchError } from '../helpers/errors.js';
 
 describe('address repository', () => {
   const tempDir = useTempDirs();

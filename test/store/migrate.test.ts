@@ -2,9 +2,9 @@ import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { SipctlError } from '../../src/errors.js';
 import { defaultMigrationsDir, listMigrations, migrate, openStore, schemaVersion } from '../../src/store/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
+import { catchError } from '../helpers/errors.js';
 
 function tableNames(db: BetterSqlite3.Database): string[] {
   const rows = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[];
@@ -20,16 +20,6 @@ function migrationsWith(dir: string, extra: Record<string, string>): string {
   }
   for (const [name, sql] of Object.entries(extra)) writeFileSync(join(target, name), sql);
   return target;
-}
-
-function catchError(fn: () => unknown): SipctlError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(SipctlError);
-    return err as SipctlError;
-  }
-  throw new Error('expected a SipctlError, nothing was thrown');
 }
 
 describe('migrations', () => {

@@ -2,19 +2,9 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { SipctlError } from '../../src/errors.js';
 import { BUSY_TIMEOUT_MS, openStore } from '../../src/store/index.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
-
-function catchError(fn: () => unknown): SipctlError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(SipctlError);
-    return err as SipctlError;
-  }
-  throw new Error('expected a SipctlError, nothing was thrown');
-}
+import { catchError } from '../helpers/errors.js';
 
 describe('openStore', () => {
   const tempDir = useTempDirs();
