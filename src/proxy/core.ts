@@ -20,7 +20,7 @@ import { MAX_HEADER_FIELDS, parseMessage } from '../sip/parse.js';
 import type { SipUri } from '../sip/uri.js';
 import type { Inbound, Listener, Protocol, Target, Transport } from '../transport/types.js';
 import { RequestCtx } from './context.js';
-import { LocalAddresses } from './identity.js';
+import { LocalAddresses, sameAddress } from './identity.js';
 import { NameCache, nextHopOf } from './next-hop.js';
 import { InvitePairing } from './pairing.js';
 import { buildLocalReply, localToTag } from './reply.js';
@@ -482,7 +482,7 @@ export class ProxyCore {
     if (!acl.admitNextHops) return false;
     const f = this.forwardTarget();
     const hopPort = protocol === 'tcp' ? 0 : port;
-    if (f !== undefined && (hopPort === 0 || f.port === hopPort) && sameIp(f.address, address)) return true;
+    if (f !== undefined && (hopPort === 0 || f.port === hopPort) && sameAddress(f.address, address)) return true;
     return this.dispatch.isNextHop(address, hopPort);
   }
 
@@ -518,12 +518,6 @@ export class ProxyCore {
       }
     }
   }
-}
-
-function sameIp(a: string, b: string): boolean {
-  const x = a.startsWith('::ffff:') ? a.slice(7) : a;
-  const y = b.startsWith('::ffff:') ? b.slice(7) : b;
-  return x === y;
 }
 
 function safe(f: () => string): string {

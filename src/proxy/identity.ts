@@ -69,11 +69,21 @@ export class LocalAddresses {
 }
 
 function normalizeHost(host: string): string {
-  let h = host.toLowerCase();
-  if (h.charCodeAt(0) === 91) h = h.slice(1, -1);
-  // An IPv4-mapped IPv6 address is the IPv4 address.
-  if (h.startsWith('::ffff:') && h.indexOf('.') > 0) h = h.slice(7);
-  return h;
+  const h = host.charCodeAt(0) === 91 ? host.slice(1, -1) : host;
+  return plainAddress(h);
+}
+
+/**
+ * An address as one text per peer: lower case, and an IPv4-mapped IPv6 address (what a
+ * dual-stack socket reports for an IPv4 peer, `::ffff:192.0.2.1`) as the IPv4 address.
+ */
+export function plainAddress(address: string): string {
+  const a = address.toLowerCase();
+  return a.startsWith('::ffff:') && a.indexOf('.') > 0 ? a.slice(7) : a;
+}
+
+export function sameAddress(a: string, b: string): boolean {
+  return a === b || plainAddress(a) === plainAddress(b);
 }
 
 function splitAlias(alias: string): { host: string; port: number | undefined } {

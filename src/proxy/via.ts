@@ -9,6 +9,7 @@ import type { Via } from '../sip/values.js';
 import type { Inbound, Listener, Protocol, Target } from '../transport/types.js';
 import { randomBytes } from 'node:crypto';
 import { Hasher } from './hash.js';
+import { plainAddress, sameAddress } from './identity.js';
 
 /** RFC 3261 §8.1.1.7: branches of RFC 3261 elements start with this magic cookie. */
 export const MAGIC_COOKIE = 'z9hG4bK';
@@ -19,13 +20,6 @@ export interface ViaEdit {
   start: number;
   end: number;
   text: string;
-}
-
-function sameAddress(a: string, b: string): boolean {
-  if (a === b) return true;
-  const x = a.startsWith('::ffff:') ? a.slice(7) : a;
-  const y = b.startsWith('::ffff:') ? b.slice(7) : b;
-  return x.toLowerCase() === y.toLowerCase();
 }
 
 /** Formats an IP literal for a Via parameter or URI host (IPv6 in brackets). */
@@ -40,7 +34,7 @@ export function hostText(address: string): string {
  */
 export function receivedEdits(via: Via, sourceAddress: string, sourcePort: number): ViaEdit[] {
   const edits: ViaEdit[] = [];
-  const source = sourceAddress.startsWith('::ffff:') ? sourceAddress.slice(7) : sourceAddress;
+  const source = plainAddress(sourceAddress);
   const wantsRport = via.rport === null;
   if (wantsRport) edits.push({ start: via.rportStart, end: via.rportEnd, text: `rport=${sourcePort}` });
   if (via.received === undefined && (wantsRport || !sameAddress(via.host, source))) {
@@ -100,8 +94,7 @@ export function ownVia(listener: Listener, sentBy: { host: string; port: number 
 const SECRET = randomBytes(16).toString('hex');
 
 function connectionSeal(id: number, address: string): string {
-  const a = address.startsWith('::ffff:') ? address.slice(7) : address;
-  return new Hasher().add(SECRET).addNumber(id).add(a.toLowerCase()).digest();
+  return new Hasher().add(SECRET).addNumber(id).add(plainAddress(address)).digest();
 }
 
 function protocolOf(via: Via): Protocol | undefined {
