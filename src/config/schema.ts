@@ -42,7 +42,21 @@ export interface ProxyConfig {
     rejectReason: string;
     /** Admit requests from our own next hops (the --forward target, dispatcher destinations). */
     admitNextHops: boolean;
+    /**
+     * The core refuses a request from a source that is not admitted before anything else
+     * (before validation, the loop check and the route); false leaves the decision to the route.
+     */
+    checkRequests: boolean;
+    /** Responses are taken only from admitted sources (groups or next hops); others are dropped. */
+    checkResponses: boolean;
   };
+  /**
+   * What an initial request's own Route header (one that does not name us) does, from a
+   * source that is not one of our next hops: 'dispatch' removes it and the request goes to
+   * the dispatcher or --forward target like any other (no open relay); 'follow' sends the
+   * request along it (RFC 3261 §16.6 step 7), for trusted deployments.
+   */
+  initialRoutes: 'dispatch' | 'follow';
   dispatcher: {
     /** First rule whose methods match picks the set and algorithm. */
     rules: DispatchRule[];
@@ -75,7 +89,15 @@ export function defaultConfig(): ProxyConfig {
     forward: undefined,
     recordRoute: true,
     log: { level: 'info' },
-    acl: { groups: 'any', rejectCode: 401, rejectReason: 'Address not authorised', admitNextHops: true },
+    acl: {
+      groups: 'any',
+      rejectCode: 401,
+      rejectReason: 'Address not authorised',
+      admitNextHops: true,
+      checkRequests: true,
+      checkResponses: true,
+    },
+    initialRoutes: 'dispatch',
     dispatcher: {
       rules: [{ set: 1, algorithm: 'round-robin' }],
       noDestinationCode: 503,
@@ -165,7 +187,11 @@ function probe(v: unknown, key: string, base: ProbeConfig, partial: boolean): Pa
 export function applyConfig(base: ProxyConfig, input: unknown, where = ''): ProxyConfig {
   if (input === undefined || input === null) return base;
   if (!isObj(input)) throw usageError('E_CONFIG_BAD_FILE', `config${where ? ' ' + where : ''}: expected a mapping of options at the top level`);
-  checkKeys(input, ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'log', 'acl', 'dispatcher', 'tcp', 'pairing'], '');
+  checkKeys(
+    input,
+    ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'initialRoutes', 'log', 'acl', 'dispatcher', 'tcp', 'pairing'],
+    '',
+  );
   const c: ProxyConfig = structuredClone(base);
   if (input.listen !== undefined) {
     c.listen = strList(input.listen, 'listen');
@@ -182,6 +208,12 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   if (input.control !== undefined) c.control = str(input.control, 'control');
   if (input.forward !== undefined) c.forward = input.forward === null ? undefined : str(input.forward, 'forward');
   if (input.recordRoute !== undefined) c.recordRoute = bool(input.recordRoute, 'recordRoute');
+  if (input.initialRoutes !== undefined) {
+    if (input.initialRoutes !== 'dispatch' && input.initialRoutes !== 'follow') {
+      bad('initialRoutes', `expected dispatch or follow, got ${JSON.stringify(input.initialRoutes)}`);
+    }
+    c.initialRoutes = input.initialRoutes;
+  }
   if (input.log !== undefined) {
     if (!isObj(input.log)) bad('log', 'expected a mapping');
     checkKeys(input.log, ['level'], 'log.');
@@ -193,7 +225,7 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   if (input.acl !== undefined) {
     const a = input.acl;
     if (!isObj(a)) bad('acl', 'expected a mapping');
-    checkKeys(a, ['groups', 'rejectCode', 'rejectReason', 'admitNextHops'], 'acl.');
+    checkKeys(a, ['groups', 'rejectCode', 'rejectReason', 'admitNextHops', 'checkRequests', 'checkResponses'], 'acl.');
     if (a.groups !== undefined) {
       if (a.groups === 'any') c.acl.groups = 'any';
       else {
@@ -205,6 +237,8 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
     if (a.rejectCode !== undefined) c.acl.rejectCode = int(a.rejectCode, 'acl.rejectCode', 300, 699);
     if (a.rejectReason !== undefined) c.acl.rejectReason = str(a.rejectReason, 'acl.rejectReason');
     if (a.admitNextHops !== undefined) c.acl.admitNextHops = bool(a.admitNextHops, 'acl.admitNextHops');
+    if (a.checkRequests !== undefined) c.acl.checkRequests = bool(a.checkRequests, 'acl.checkRequests');
+    if (a.checkResponses !== undefined) c.acl.checkResponses = bool(a.checkResponses, 'acl.checkResponses');
   }
   if (input.dispatcher !== undefined) {
     const d = input.dispatcher;

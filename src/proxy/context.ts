@@ -7,37 +7,69 @@
 import type { AddressMatch, RequestContext, RequestDecision, Source } from '../route/api.js';
 import type { SipMessage } from '../sip/message.js';
 import { parseUri, type SipUri } from '../sip/uri.js';
-import type { NameAddr } from '../sip/values.js';
 import type { Inbound, Target } from '../transport/types.js';
 import type { ProxyCore } from './core.js';
-import { statelessBranch } from './via.js';
+import type { PairedInvite } from './pairing.js';
+import { RequestDigest } from './via.js';
 
 export class RequestCtx implements RequestContext {
   readonly source: Source;
   /** Set by recordRoute() / addPath(); applied when the outgoing interface is known. */
   recordRouteWanted = false;
   pathWanted = false;
-  /** The Route values still to follow after looseRoute() removed ours (undefined: not called). */
-  remainingRoutes: NameAddr[] | undefined = undefined;
-  /** Indexes (in the message as received) of the remaining Route values. */
-  remainingRouteIndexes: number[] | undefined = undefined;
+  /**
+   * The Route values still to follow after looseRoute() removed ours, as a range of value
+   * indexes in the message as received, [first, end) (undefined: looseRoute() not called,
+   * every Route value remains).
+   */
+  remainingRoutes: { first: number; end: number } | undefined = undefined;
+  private _digest: RequestDigest | undefined;
+  private _transactionKey: string | undefined = undefined;
   private _branch: string | undefined = undefined;
+  private _paired: PairedInvite | undefined | null = null; // null: not looked up yet
 
   constructor(
     readonly core: ProxyCore,
     readonly msg: SipMessage,
     readonly inbound: Inbound,
+    /** The core's admission verdict for the source (address-table groups and next hops), made once. */
+    readonly admitted: boolean,
+    digest?: RequestDigest,
   ) {
     this.source = { address: inbound.sourceAddress, port: inbound.sourcePort, protocol: inbound.protocol };
+    this._digest = digest;
   }
 
   get inDialog(): boolean {
     return this.msg.to.tag !== undefined;
   }
 
-  /** The stateless branch of this request (§16.11), computed once. */
+  private get digest(): RequestDigest {
+    return (this._digest ??= new RequestDigest(this.msg));
+  }
+
+  /** The transaction part of our stateless branch: the same for an INVITE, its CANCEL and its non-2xx ACK. */
+  get transactionKey(): string {
+    return (this._transactionKey ??= this.digest.transactionPart(this.msg.topVia));
+  }
+
+  /**
+   * The branch of our Via (§16.11): a CANCEL and a non-2xx ACK take their INVITE's branch
+   * when we still know it (the next hop matches them to the INVITE by it, §9.1, §17.1.1.3);
+   * everything else gets its stateless branch.
+   */
   get branch(): string {
-    return (this._branch ??= statelessBranch(this.msg, this.msg.topVia));
+    if (this._branch === undefined) {
+      const m = this.msg.method;
+      const paired = m === 'CANCEL' || m === 'ACK' ? this.paired() : undefined;
+      this._branch = paired?.branch ?? this.digest.branch(this.msg.topVia);
+    }
+    return this._branch;
+  }
+
+  private paired(): PairedInvite | undefined {
+    if (this._paired === null) this._paired = this.core.pairing.lookup(this.transactionKey);
+    return this._paired;
   }
 
   maxForwardsOk(): boolean {
@@ -46,7 +78,11 @@ export class RequestCtx implements RequestContext {
   }
 
   isToSelf(): boolean {
-    return this.msg.fieldIndex('route') < 0 && this.core.local.isLocalUri(this.msg.uri);
+    // No Route left to follow (none at all, or looseRoute() removed only ours), and the
+    // Request-URI names us.
+    const r = this.remainingRoutes;
+    const routeLeft = r === undefined ? this.msg.fieldIndex('route') >= 0 : r.end > r.first;
+    return !routeLeft && this.core.local.isLocalUri(this.msg.uri);
   }
 
   sourceIn(...groups: number[]): boolean {
@@ -58,36 +94,48 @@ export class RequestCtx implements RequestContext {
   }
 
   sourceAllowed(): boolean {
-    return this.core.sourceAllowed(this.source.address, this.source.port, this.source.protocol);
+    return this.admitted;
+  }
+
+  fromNextHop(): boolean {
+    return this.core.isNextHop(this.source.address, this.source.port, this.source.protocol);
   }
 
   looseRoute(): boolean {
     const msg = this.msg;
     const local = this.core.local;
-    const routes = msg.routes;
-    let indexes = routes.map((_r, i) => i);
+    // Only the values we look at are parsed: the top two and, after a strict router, the last.
+    const count = msg.valueLocations('route').length;
+    let end = count;
     let restored = false;
     // §16.4: a Request-URI we placed into a Record-Route means the previous hop was a strict
     // router: the real Request-URI is the last Route value. Our Record-Route URIs always
     // carry `lr`, which tells them from a request simply addressed to us.
-    if (routes.length > 0 && msg.uri.scheme !== 'tel' && msg.uri.params.has('lr') && local.isLocalUri(msg.uri)) {
-      const last = routes.length - 1;
-      msg.setRequestUri(routes[last]!.uri.toString());
-      msg.removeValue('route', last);
-      indexes = indexes.slice(0, -1);
+    if (count > 0 && msg.uri.scheme !== 'tel' && msg.uri.params.has('lr') && local.isLocalUri(msg.uri)) {
+      msg.setRequestUri(msg.nameAddrAt('route', count - 1)!.uri.toString());
+      msg.removeValue('route', count - 1);
+      end = count - 1;
       restored = true;
     }
     // §16.4: remove the top Route value when it is us — and the next one as well when we
     // record-routed twice (one entry per interface, §16.6 step 4).
-    let removed = 0;
-    while (removed < 2 && removed < indexes.length && local.isLocalUri(routes[indexes[removed]!]!.uri)) {
-      msg.removeValue('route', indexes[removed]!);
-      removed++;
+    let first = 0;
+    while (first < 2 && first < end && local.isLocalUri(msg.nameAddrAt('route', first)!.uri)) {
+      msg.removeValue('route', first);
+      first++;
     }
-    indexes = indexes.slice(removed);
-    this.remainingRouteIndexes = indexes;
-    this.remainingRoutes = indexes.map((i) => routes[i]!);
-    return restored || routes.length > 0;
+    this.remainingRoutes = { first, end };
+    // Kamailio's loose_route(): route-driven when a Route is left to follow, or the
+    // Request-URI came back from a strict router, or an in-dialog request carried our Route
+    // (its Request-URI is the remote target, §12.2.1.1). An initial request whose only Route
+    // was ours (a phone using us as its outbound proxy, §8.1.2) is not: it is routed like
+    // any other initial request.
+    return restored || end > first || (first > 0 && this.inDialog);
+  }
+
+  removeRoutes(): void {
+    this.msg.removeHeader('route');
+    this.remainingRoutes = { first: 0, end: 0 };
   }
 
   recordRoute(): void {
@@ -116,13 +164,10 @@ export class RequestCtx implements RequestContext {
   }
 
   dispatch(setid: number, algorithm: string | number): RequestDecision {
-    const m = this.msg.method;
     // A retransmitted INVITE, its CANCEL and the ACK for a non-2xx response go where the
     // INVITE went.
-    if (m === 'INVITE' || m === 'CANCEL' || m === 'ACK') {
-      const paired = this.pairedTarget();
-      if (paired !== undefined) return { action: 'forward', target: paired };
-    }
+    const paired = this.pairedTarget();
+    if (paired !== undefined) return { action: 'forward', target: paired };
     const pick = this.core.dispatch.select(setid, algorithm, {
       callId: this.msg.callId,
       fromUri: this.msg.from.uriText,
@@ -138,7 +183,9 @@ export class RequestCtx implements RequestContext {
   }
 
   pairedTarget(): Target | undefined {
-    return this.core.pairing.lookup(this.branch);
+    const m = this.msg.method;
+    if (m !== 'INVITE' && m !== 'CANCEL' && m !== 'ACK') return undefined;
+    return this.paired()?.target;
   }
 
   drop(why: string): RequestDecision {

@@ -18,6 +18,7 @@ import { SipParseError } from '../sip/errors.js';
 import type { SipMessage } from '../sip/message.js';
 import { MAX_HEADER_FIELDS, parseMessage } from '../sip/parse.js';
 import type { SipUri } from '../sip/uri.js';
+import type { Via } from '../sip/values.js';
 import type { Inbound, Listener, Protocol, Target, Transport } from '../transport/types.js';
 import { RequestCtx } from './context.js';
 import { LocalAddresses, sameAddress } from './identity.js';
@@ -25,7 +26,7 @@ import { NameCache, nextHopOf } from './next-hop.js';
 import { InvitePairing } from './pairing.js';
 import { buildLocalReply, localToTag } from './reply.js';
 import type { AccessControl, Dispatch } from './services.js';
-import { connectionIdFrom, hostText, ownVia, receivedEdits, responseTarget, statelessBranch } from './via.js';
+import { connectionIdFrom, hostText, ownVia, receivedEdits, RequestDigest, responseTarget, transactionPartOf } from './via.js';
 
 export interface ProxyCoreOptions {
   config: ProxyConfig;
@@ -56,6 +57,14 @@ export const MAX_UDP_PAYLOAD = 65_507;
 /** Methods whose initial requests create dialogs and get our Record-Route (RFC 3261 §12, RFC 6665, RFC 3515). */
 export const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
 
+/**
+ * A request that carries more of our own Vias than this has passed us that many times: it is
+ * looping whatever its branches say (a real spiral — Path, a PBX sending a call back — passes
+ * two or three times). The cap also bounds the loop check's per-Via work (§16.3 item 4 makes
+ * the check a MAY, so how it is bounded is ours to choose).
+ */
+export const MAX_OWN_VIAS = 8;
+
 export class ProxyCore {
   readonly config: ProxyConfig;
   route: Route;
@@ -77,6 +86,8 @@ export class ProxyCore {
   };
   private _transport: Transport | undefined;
   private _local: LocalAddresses | undefined;
+  /** Log every decision about a message (`--log-level debug`); fixed at start. */
+  private readonly debug: boolean;
   /** The --forward target (it may be re-resolved), admitted as a next hop. */
   private forwardTarget: () => Target | undefined = () => undefined;
 
@@ -86,6 +97,7 @@ export class ProxyCore {
     this.acl = opts.acl;
     this.dispatch = opts.dispatch;
     this.logger = opts.logger;
+    this.debug = opts.logger.enabled('debug');
     const now = opts.now ?? Date.now;
     this.pairing = new InvitePairing({ maxEntries: opts.config.pairing.maxEntries, ttlMs: opts.config.pairing.ttlMs, now });
     this.names = new NameCache(60_000, now);
@@ -120,8 +132,24 @@ export class ProxyCore {
     return this._local;
   }
 
-  /** The transport's inbound callback. Never throws. */
+  /**
+   * The transport's inbound callback. Never throws.
+   *
+   * Admission depends only on where a message came from, so it is decided first, before a
+   * byte is parsed: a response from a source that is not admitted is dropped unread
+   * (acl.checkResponses), and a request from one is answered from the little it needs.
+   */
   onInbound = (inbound: Inbound): void => {
+    const admitted = this.sourceAllowed(inbound.sourceAddress, inbound.sourcePort, inbound.protocol);
+    if (!admitted && this.config.acl.checkResponses && startsLikeResponse(inbound.bytes)) {
+      this.stats.responsesIn++;
+      this.stats.rejected++;
+      this.stats.dropped++;
+      this.logger.limited('info', 'acl.reject-response', 'dropped a response from an address not in the address table', {
+        source: `${inbound.protocol}:${inbound.sourceAddress}:${inbound.sourcePort}`,
+      });
+      return;
+    }
     let msg: SipMessage;
     try {
       msg = parseMessage(inbound.bytes);
@@ -136,39 +164,70 @@ export class ProxyCore {
       return;
     }
     try {
-      if (msg.isRequest) this.onRequest(msg, inbound);
+      if (msg.isRequest) this.onRequest(msg, inbound, admitted);
       else this.onResponse(msg, inbound);
     } catch (err) {
-      this.onUnexpected(msg, inbound, err);
+      this.onUnexpected(msg, inbound, admitted, err);
     }
   };
 
   // ------------------------------------------------------------------ requests
 
-  private onRequest(msg: SipMessage, inbound: Inbound): void {
+  private onRequest(msg: SipMessage, inbound: Inbound, admitted: boolean): void {
     this.stats.requestsIn++;
+    // What any answer needs: the top Via says where a reply goes (§18.2.2). Without one
+    // there is nobody to answer, so the request is dropped and counted.
+    let top: Via | undefined;
+    try {
+      top = msg.topVia;
+    } catch (err) {
+      this.drop(msg, inbound, `unreadable top Via (${err instanceof SipParseError ? err.reason : String(err)})`);
+      return;
+    }
+    if (top === undefined) {
+      this.drop(msg, inbound, 'no Via header');
+      return;
+    }
+    // An unknown sender is cheap (DESIGN.md): it is refused before any per-Via, per-Route or
+    // per-URI work, and the refusal reads nothing but what it copies.
+    if (!admitted && this.config.acl.checkRequests) {
+      this.stats.rejected++;
+      this.logger.limited('info', 'acl.reject', 'request from an address not in the address table', {
+        method: msg.method,
+        source: `${inbound.sourceAddress}:${inbound.sourcePort}`,
+        proto: inbound.protocol,
+      });
+      this.replyOrDrop(msg, inbound, this.config.acl.rejectCode, this.config.acl.rejectReason, undefined, false);
+      return;
+    }
     const problem = this.validate(msg);
     if (problem !== undefined) {
-      this.replyOrDrop(msg, inbound, problem.status, problem.reason, problem.headers);
+      this.replyOrDrop(msg, inbound, problem.status, problem.reason, problem.headers, admitted);
       return;
     }
     // ACK to one of our own stateless non-2xx replies: absorbed (it ends a transaction that
     // exists only at the sender; §17.1.1.3).
     if (msg.method === 'ACK' && msg.to.tag !== undefined && msg.to.tag.startsWith('sl') && msg.to.tag === localToTag(msg)) {
-      this.stats.dropped++;
+      this.drop(msg, inbound, 'ACK for our own reply (absorbed)');
       return;
     }
-    if (this.looped(msg)) {
-      this.replyOrDrop(msg, inbound, 482, 'Loop Detected');
+    const digest = new RequestDigest(msg);
+    if (this.looped(msg, digest)) {
+      this.logger.limited('info', 'loop', 'loop detected: the request came back unchanged; answered 482', {
+        method: msg.method,
+        callId: safe(() => msg.callId),
+        source: `${inbound.sourceAddress}:${inbound.sourcePort}`,
+      });
+      this.replyOrDrop(msg, inbound, 482, 'Loop Detected', undefined, admitted);
       return;
     }
-    const ctx = new RequestCtx(this, msg, inbound);
+    const ctx = new RequestCtx(this, msg, inbound, admitted, digest);
     let decision: RequestDecision;
     try {
       decision = this.route.request(ctx);
     } catch (err) {
       if (err instanceof SipParseError) {
-        this.replyOrDrop(msg, inbound, 400, `Bad Request (${err.reason})`);
+        this.replyOrDrop(msg, inbound, 400, `Bad Request (${err.reason})`, undefined, admitted);
         return;
       }
       this.stats.routeErrors++;
@@ -177,7 +236,7 @@ export class ProxyCore {
         callId: safe(() => msg.callId),
         error: err instanceof Error ? err.message : String(err),
       });
-      this.replyOrDrop(msg, inbound, 500, 'Server Internal Error');
+      this.replyOrDrop(msg, inbound, 500, 'Server Internal Error', undefined, admitted);
       return;
     }
     this.execute(ctx, decision);
@@ -221,27 +280,35 @@ export class ProxyCore {
 
   /**
    * §16.3 item 4: a Via of ours whose branch equals the branch we would compute for this
-   * request (from the Via below it, as it was when we first saw the request) means the
-   * request came back unchanged: a loop. A different branch is a spiral, which is fine.
+   * request now (from the Via below it, as it was when we first saw the request) means the
+   * request came back unchanged: a loop. A different branch is a spiral, which is fine — the
+   * branch reflects the Route, Proxy-Require and Proxy-Authorization fields (§16.6 step 8),
+   * so a request that comes back along another route set is a spiral.
+   *
+   * Cost: one pass over the Via bytes looking for one of our ports (our own Vias always
+   * carry it); only the values that mention one are parsed, with the Via below each; the
+   * parts of the branch that are the same for every Via are hashed once (`digest`); and at
+   * most MAX_OWN_VIAS of our Vias are looked at. O(message size) whatever the Vias hold.
    */
-  private looped(msg: SipMessage): boolean {
-    // Our own Vias always carry our port: a request none of whose Via fields mentions one of
-    // our ports has been nowhere near us, and needs no Via parsed for this check.
+  private looped(msg: SipMessage, digest: RequestDigest): boolean {
+    const local = this.local;
     const { valueStarts, valueEnds } = msg.index;
+    const b = msg.buffer;
     let maybe = false;
     for (let i = msg.fieldIndex('via'); i >= 0 && !maybe; i = msg.fieldIndex('via', i + 1)) {
-      for (const needle of this.local.portNeedles) {
-        const at = msg.buffer.indexOf(needle, valueStarts[i]!);
-        if (at >= 0 && at < valueEnds[i]!) {
-          maybe = true;
-          break;
-        }
-      }
+      maybe = local.mentionsOurPort(b, valueStarts[i]!, valueEnds[i]!);
     }
     if (!maybe) return false;
-    const vias = msg.vias;
-    for (let i = 0; i < vias.length; i++) {
-      if (this.local.isLocalVia(vias[i]!) && vias[i]!.branch === statelessBranch(msg, vias[i + 1])) return true;
+    const locations = msg.valueLocations('via');
+    let ours = 0;
+    for (let k = 0; k < locations.length; k++) {
+      const at = locations[k]!;
+      if (!local.mentionsOurPort(b, at.start, at.end)) continue;
+      const via = msg.viaAt(at);
+      if (!local.isLocalVia(via)) continue;
+      if (++ours > MAX_OWN_VIAS) return true;
+      const below = locations[k + 1];
+      if (via.branch === digest.branch(below === undefined ? undefined : msg.viaAt(below))) return true;
     }
     return false;
   }
@@ -249,11 +316,10 @@ export class ProxyCore {
   private execute(ctx: RequestCtx, decision: RequestDecision): void {
     switch (decision.action) {
       case 'reply':
-        this.replyOrDrop(ctx.msg, ctx.inbound, decision.status, decision.reason, decision.headers);
+        this.replyOrDrop(ctx.msg, ctx.inbound, decision.status, decision.reason, decision.headers, ctx.admitted);
         return;
       case 'drop':
-        this.stats.dropped++;
-        this.logger.limited('debug', 'request.drop', 'dropped a request', { method: ctx.msg.method, why: decision.why });
+        this.drop(ctx.msg, ctx.inbound, `the route dropped it: ${decision.why}`);
         return;
       case 'forward':
         this.forward(ctx, decision.target);
@@ -267,7 +333,7 @@ export class ProxyCore {
     // Step 3: Max-Forwards. A route that forgot maxForwardsOk() still never forwards a 0.
     const mf = msg.maxForwards;
     if (mf === 0) {
-      this.replyOrDrop(msg, ctx.inbound, 483, 'Too Many Hops');
+      this.replyOrDrop(msg, ctx.inbound, 483, 'Too Many Hops', undefined, ctx.admitted);
       return;
     }
     if (mf === undefined) msg.insertHeaderBefore('via', 'Max-Forwards', '70');
@@ -275,17 +341,17 @@ export class ProxyCore {
 
     // Step 6: the next element is a strict router (its Route URI has no lr): it expects
     // the Request-URI to be itself, and the real Request-URI at the end of the Route set.
-    const remaining = ctx.remainingRoutes ?? msg.routes;
-    const indexes = ctx.remainingRouteIndexes ?? remaining.map((_r, i) => i);
+    const remaining = ctx.remainingRoutes ?? { first: 0, end: msg.valueLocations('route').length };
+    const topRoute = remaining.end > remaining.first ? msg.nameAddrAt('route', remaining.first)! : undefined;
     let nextUri: SipUri;
-    if (remaining.length > 0 && !remaining[0]!.uri.params.has('lr') && target === undefined) {
+    if (topRoute !== undefined && !topRoute.uri.params.has('lr') && target === undefined) {
       msg.appendHeader('Route', `<${msg.currentUriText}>`);
-      msg.setRequestUri(remaining[0]!.uri.toString());
-      msg.removeValue('route', indexes[0]!);
-      nextUri = remaining[0]!.uri;
+      msg.setRequestUri(topRoute.uri.toString());
+      msg.removeValue('route', remaining.first);
+      nextUri = topRoute.uri;
     } else {
       // Step 7: the top Route, else the Request-URI (unless the route chose a target).
-      nextUri = remaining.length > 0 ? remaining[0]!.uri : msg.uri;
+      nextUri = topRoute !== undefined ? topRoute.uri : msg.uri;
     }
 
     if (target !== undefined) {
@@ -296,7 +362,7 @@ export class ProxyCore {
     if (hop.kind === 'target') {
       this.finishForward(ctx, hop.target);
     } else if (hop.kind === 'unsupported') {
-      this.replyOrDrop(msg, ctx.inbound, 503, 'Service Unavailable', [`Warning: 399 sipctl "${hop.why}"`]);
+      this.replyOrDrop(msg, ctx.inbound, 503, 'Service Unavailable', [`Warning: 399 sipctl "${hop.why}"`], ctx.admitted);
     } else {
       const cached = this.names.cached(hop.host);
       if (cached !== undefined) {
@@ -308,10 +374,17 @@ export class ProxyCore {
           try {
             this.finishForward(ctx, { protocol: hop.protocol, address, port: hop.port });
           } catch (err) {
-            this.onUnexpected(msg, ctx.inbound, err);
+            this.onUnexpected(msg, ctx.inbound, ctx.admitted, err);
           }
         },
-        () => this.replyOrDrop(msg, ctx.inbound, 503, 'Service Unavailable', [`Warning: 399 sipctl "cannot resolve ${hop.host}"`]),
+        () => {
+          this.logger.limited('info', 'resolve.failed', 'cannot resolve the next hop; answered 503', {
+            host: hop.host,
+            method: msg.method,
+            callId: safe(() => msg.callId),
+          });
+          this.replyOrDrop(msg, ctx.inbound, 503, 'Service Unavailable', [`Warning: 399 sipctl "cannot resolve ${hop.host}"`], ctx.admitted);
+        },
       );
     }
   }
@@ -321,9 +394,14 @@ export class ProxyCore {
     const transport = this.transport;
     const out = transport.listenerFor(target, ctx.inbound.listener);
     if (out === undefined) {
-      this.replyOrDrop(msg, ctx.inbound, 503, 'Service Unavailable', [
-        `Warning: 399 sipctl "no ${target.protocol} listener for ${target.address}"`,
-      ]);
+      this.replyOrDrop(
+        msg,
+        ctx.inbound,
+        503,
+        'Service Unavailable',
+        [`Warning: 399 sipctl "no ${target.protocol} listener for ${target.address}"`],
+        ctx.admitted,
+      );
       return;
     }
     // Step 4: Record-Route — one entry per interface when the request changes interface.
@@ -347,12 +425,20 @@ export class ProxyCore {
     // A datagram cannot be larger than 65,507 bytes (IPv4), and the next sipctl must be able
     // to parse what we send: answer 513 rather than send something that cannot arrive.
     if ((target.protocol === 'udp' && bytes.length > MAX_UDP_PAYLOAD) || msg.headerCount + 4 > MAX_HEADER_FIELDS) {
-      this.replyOrDrop(msg, ctx.inbound, 513, 'Message Too Large');
+      this.replyOrDrop(msg, ctx.inbound, 513, 'Message Too Large', undefined, ctx.admitted);
       return;
     }
-    if (msg.method === 'INVITE') this.pairing.remember(branch, target);
+    if (msg.method === 'INVITE') this.pairing.remember(ctx.transactionKey, target, branch);
     transport.send(target, bytes, out);
     this.stats.forwarded++;
+    if (this.debug) {
+      this.logger.debug('forwarded a request', {
+        method: msg.method,
+        callId: safe(() => msg.callId),
+        source: `${ctx.inbound.protocol}:${ctx.inbound.sourceAddress}:${ctx.inbound.sourcePort}`,
+        to: `${target.protocol}:${hostText(target.address)}:${target.port}`,
+      });
+    }
   }
 
   /** A URI that routes back to this listener: `sip:ADDR:PORT;transport=X;lr` (§16.6 step 4). */
@@ -364,6 +450,7 @@ export class ProxyCore {
   // ------------------------------------------------------------------ responses
 
   private onResponse(msg: SipMessage, inbound: Inbound): void {
+    // (A response from a source that is not admitted never got this far: see onInbound.)
     this.stats.responsesIn++;
     let top;
     try {
@@ -373,32 +460,26 @@ export class ProxyCore {
     }
     // §16.7 step 3: the top Via must be ours; anything else is not for us.
     if (top === undefined || !this.local.isLocalVia(top)) {
-      this.stats.dropped++;
-      this.logger.limited('debug', 'response.foreign', 'dropped a response whose top Via is not ours', {
-        source: `${inbound.sourceAddress}:${inbound.sourcePort}`,
-        status: msg.status,
-      });
+      this.drop(msg, inbound, 'its top Via is not ours');
       return;
     }
     if (top.branch !== undefined && this.dispatch.handleProbeResponse(top.branch, msg.status)) return;
     // A 2xx to an INVITE ends what the pairing entry was for (its ACK follows the route set).
     if (msg.status >= 200 && msg.status < 300 && top.branch !== undefined && this.pairing.size > 0) {
       const m = msg.fieldIndex('cseq');
-      if (m >= 0 && msg.rawValue(m).endsWith('INVITE')) this.pairing.forget(top.branch);
+      const key = transactionPartOf(top.branch);
+      if (key !== undefined && m >= 0 && msg.rawValue(m).endsWith('INVITE')) this.pairing.forget(key);
     }
     const vias = msg.vias;
     const next = vias[1];
     if (next === undefined) {
       // A response to a request we originated that is not a probe: nothing to relay.
-      this.stats.dropped++;
+      this.drop(msg, inbound, 'a response to a request of our own that nobody waits for');
       return;
     }
     const target = responseTarget(next, connectionIdFrom(top, next));
     if (target === undefined) {
-      this.stats.dropped++;
-      this.logger.limited('debug', 'response.unroutable', 'dropped a response: its next Via cannot be reached', {
-        via: `${next.transport} ${next.host}`,
-      });
+      this.drop(msg, inbound, `its next Via cannot be reached (${next.transport} ${next.host})`);
       return;
     }
     msg.removeTopVia();
@@ -421,21 +502,34 @@ export class ProxyCore {
         });
       }
       if (dropped !== undefined) {
-        this.stats.dropped++;
+        this.drop(msg, inbound, `the reply route dropped it: ${dropped}`);
         return;
       }
     }
     this.transport.send(target, msg.serialize());
     this.stats.responsesForwarded++;
+    if (this.debug) {
+      this.logger.debug('relayed a response', {
+        status: msg.status,
+        callId: safe(() => msg.callId),
+        source: `${inbound.protocol}:${inbound.sourceAddress}:${inbound.sourcePort}`,
+        to: `${target.protocol}:${hostText(target.address)}:${target.port}`,
+      });
+    }
   }
 
   // ------------------------------------------------------------------ local replies
 
-  /** Reply statelessly, or drop when a reply is not allowed (ACK) or cannot be addressed. */
-  replyOrDrop(msg: SipMessage, inbound: Inbound, status: number, reason?: string, headers?: readonly string[]): void {
+  /**
+   * Reply statelessly, or drop when a reply is not allowed (ACK) or cannot be addressed.
+   * `admitted`: the source passed the admission check; a reply to any other source goes to
+   * the packet's source address and port and nowhere else (no maddr, no sent-by port), so it
+   * cannot be reflected at a third party.
+   */
+  replyOrDrop(msg: SipMessage, inbound: Inbound, status: number, reason: string | undefined, headers: readonly string[] | undefined, admitted: boolean): void {
     if (msg.method === 'ACK') {
       // §17.1.1.3: an ACK is never answered.
-      this.stats.dropped++;
+      this.drop(msg, inbound, `an ACK is never answered (would have been ${status} ${reason ?? ''})`);
       return;
     }
     let bytes: Buffer;
@@ -444,30 +538,36 @@ export class ProxyCore {
       const top = msg.topVia;
       if (top === undefined) throw new SipParseError('no Via');
       bytes = buildLocalReply(msg, inbound.sourceAddress, inbound.sourcePort, status, reason, headers ? { headers } : {});
-      target = this.localReplyTarget(top.rport !== undefined, top.port, top.maddr, inbound);
+      target = localReplyTarget(top, inbound, admitted);
     } catch {
-      this.stats.dropped++;
-      this.logger.limited('debug', 'reply.unaddressable', 'dropped a request that cannot be answered', {
-        status,
-        source: `${inbound.sourceAddress}:${inbound.sourcePort}`,
-      });
+      this.drop(msg, inbound, `cannot be answered (${status})`);
       return;
     }
     this.transport.send(target, bytes, inbound.listener);
     this.stats.replied++;
+    if (this.debug) {
+      this.logger.debug('answered a request', {
+        status,
+        reason,
+        method: msg.method,
+        callId: safe(() => msg.callId),
+        source: `${inbound.protocol}:${inbound.sourceAddress}:${inbound.sourcePort}`,
+      });
+    }
   }
 
-  /**
-   * §18.2.2 for a response we generate: a stream goes back on its connection; a datagram
-   * goes to the source address, at the source port when the client asked for rport
-   * (RFC 3581 §4), else at the sent-by port.
-   */
-  private localReplyTarget(rport: boolean, sentByPort: number | undefined, maddr: string | undefined, inbound: Inbound): Target {
-    if (inbound.protocol === 'tcp') {
-      return { protocol: 'tcp', address: inbound.sourceAddress, port: inbound.sourcePort, connectionId: inbound.connectionId };
+  /** Count and (at debug) log a message we do not act on, with why. */
+  private drop(msg: SipMessage, inbound: Inbound, why: string): void {
+    this.stats.dropped++;
+    if (this.debug) {
+      this.logger.debug(msg.isRequest ? 'dropped a request' : 'dropped a response', {
+        why,
+        method: msg.isRequest ? msg.method : undefined,
+        status: msg.isRequest ? undefined : msg.status,
+        callId: safe(() => msg.callId),
+        source: `${inbound.protocol}:${inbound.sourceAddress}:${inbound.sourcePort}`,
+      });
     }
-    if (maddr !== undefined && /^[0-9.:a-fA-F]+$/.test(maddr)) return { protocol: 'udp', address: maddr, port: sentByPort ?? 5060 };
-    return { protocol: 'udp', address: inbound.sourceAddress, port: rport ? inbound.sourcePort : (sentByPort ?? 5060) };
   }
 
   // ------------------------------------------------------------------ helpers for the context
@@ -479,7 +579,11 @@ export class ProxyCore {
   sourceAllowed(address: string, port: number, protocol: Protocol = 'udp'): boolean {
     const acl = this.config.acl;
     if (this.acl.match(address, port, acl.groups === 'any' ? null : acl.groups) !== null) return true;
-    if (!acl.admitNextHops) return false;
+    return acl.admitNextHops && this.isNextHop(address, port, protocol);
+  }
+
+  /** Kamailio's ds_is_from_list(): the --forward target or a dispatcher destination (any port for a TCP peer). */
+  isNextHop(address: string, port: number, protocol: Protocol = 'udp'): boolean {
     const f = this.forwardTarget();
     const hopPort = protocol === 'tcp' ? 0 : port;
     if (f !== undefined && (hopPort === 0 || f.port === hopPort) && sameAddress(f.address, address)) return true;
@@ -500,10 +604,10 @@ export class ProxyCore {
     });
   }
 
-  private onUnexpected(msg: SipMessage, inbound: Inbound, err: unknown): void {
+  private onUnexpected(msg: SipMessage, inbound: Inbound, admitted: boolean, err: unknown): void {
     if (err instanceof SipParseError) {
-      if (msg.isRequest) this.replyOrDrop(msg, inbound, 400, `Bad Request (${err.reason})`);
-      else this.stats.dropped++;
+      if (msg.isRequest) this.replyOrDrop(msg, inbound, 400, `Bad Request (${err.reason})`, undefined, admitted);
+      else this.drop(msg, inbound, `unparsable (${err.reason})`);
       return;
     }
     this.stats.routeErrors++;
@@ -512,7 +616,7 @@ export class ProxyCore {
     });
     if (msg.isRequest) {
       try {
-        this.replyOrDrop(msg, inbound, 500, 'Server Internal Error');
+        this.replyOrDrop(msg, inbound, 500, 'Server Internal Error', undefined, admitted);
       } catch {
         // nothing more to do
       }
@@ -526,4 +630,27 @@ function safe(f: () => string): string {
   } catch {
     return '?';
   }
+}
+
+/**
+ * §18.2.2 for a response we generate: a stream goes back on its connection; a datagram to an
+ * admitted source goes where the RFC says (maddr; else the source address, at the source port
+ * when the client asked for rport, RFC 3581 §4, else at the sent-by port). A datagram to a
+ * source that is not admitted goes to the packet's source address and port only: its Via
+ * must not be able to aim our answer at someone else.
+ */
+function localReplyTarget(top: Via, inbound: Inbound, admitted: boolean): Target {
+  if (inbound.protocol === 'tcp') {
+    return { protocol: 'tcp', address: inbound.sourceAddress, port: inbound.sourcePort, connectionId: inbound.connectionId };
+  }
+  if (!admitted) return { protocol: 'udp', address: inbound.sourceAddress, port: inbound.sourcePort };
+  if (top.maddr !== undefined && /^[0-9.:a-fA-F]+$/.test(top.maddr)) return { protocol: 'udp', address: top.maddr, port: top.port ?? 5060 };
+  return { protocol: 'udp', address: inbound.sourceAddress, port: top.rport !== undefined ? inbound.sourcePort : (top.port ?? 5060) };
+}
+
+/** Does a message start (after the CRLFs §7.5 lets a sender put first) with "SIP/", i.e. is it a response? */
+function startsLikeResponse(b: Buffer): boolean {
+  let p = 0;
+  while (p < b.length && (b[p] === 13 || b[p] === 10)) p++;
+  return b[p] === 83 && b[p + 1] === 73 && b[p + 2] === 80 && b[p + 3] === 47;
 }

@@ -12,8 +12,6 @@ export class LocalAddresses {
   /** "host:port" → true, for every listener (and every alias on every listener port). */
   private readonly hostPorts = new Set<string>();
   private readonly ports = new Set<number>();
-  /** The bytes ":PORT" of every port we may write into a Via, to rule a Via out without parsing it. */
-  readonly portNeedles: Buffer[] = [];
   /** port → the host names and addresses that mean us on that port. */
   private readonly hostsByPort = new Map<number, Set<string>>();
 
@@ -29,7 +27,6 @@ export class LocalAddresses {
         this.ports.add(port);
       } else for (const p of this.ports) this.hostPorts.add(`${host}:${p}`);
     }
-    for (const p of this.ports) this.portNeedles.push(Buffer.from(`:${p}`, 'latin1'));
     for (const key of this.hostPorts) {
       const colon = key.lastIndexOf(':');
       const port = Number(key.slice(colon + 1));
@@ -37,6 +34,30 @@ export class LocalAddresses {
       if (hosts === undefined) this.hostsByPort.set(port, (hosts = new Set()));
       hosts.add(key.slice(0, colon));
     }
+  }
+
+  /**
+   * Does buf[start, end) contain ":PORT" for one of our ports? Our own Vias always carry
+   * our port, so a Via value without one has been nowhere near us and needs no parsing.
+   * One pass over the bytes: O(end - start), whatever they hold.
+   */
+  mentionsOurPort(buf: Buffer, start: number, end: number): boolean {
+    const ports = this.ports;
+    let i = start;
+    while (i < end) {
+      if (buf[i++] !== 58 /* : */) continue;
+      let n = 0;
+      let digits = 0;
+      while (i < end && digits < 6) {
+        const c = buf[i]!;
+        if (c < 48 || c > 57) break;
+        n = n * 10 + (c - 48);
+        digits++;
+        i++;
+      }
+      if (digits > 0 && digits < 6 && ports.has(n)) return true;
+    }
+    return false;
   }
 
   isLocal(host: string, port: number): boolean {

@@ -1,8 +1,10 @@
 /**
- * Where each recent INVITE was forwarded, so that its CANCEL and the ACK for a non-2xx final
- * response reach the same next hop whatever picked it (a round-robin pick would otherwise
- * send them elsewhere). Keyed by the stateless branch we gave the INVITE, which the CANCEL
- * and that ACK get too (see statelessBranch).
+ * Where each recent INVITE was forwarded, and with which branch, so that its CANCEL and the
+ * ACK for a non-2xx final response reach the same next hop whatever picked it (a round-robin
+ * pick would otherwise send them elsewhere) with the INVITE's branch (how the next hop
+ * matches them, §9.1, §17.1.1.3). Keyed by the transaction part of the stateless branch,
+ * which the CANCEL and that ACK compute too (see RequestDigest in via.ts); the loop part
+ * may differ — a CANCEL need not repeat the INVITE's Proxy-Authorization.
  *
  * Bounded and expiring: an entry lives until its INVITE is answered with a 2xx, or for
  * `ttlMs` (default 32 s = Timer B, 64·T1, after which the INVITE transaction is over at the
@@ -20,7 +22,15 @@ export interface PairingOptions {
 
 interface Entry {
   target: Target;
+  /** The branch the INVITE went out with. */
+  branch: string;
   expires: number;
+}
+
+/** Where an INVITE went and with which branch. */
+export interface PairedInvite {
+  readonly target: Target;
+  readonly branch: string;
 }
 
 export class InvitePairing {
@@ -39,14 +49,14 @@ export class InvitePairing {
     return this.map.size;
   }
 
-  remember(branch: string, target: Target): void {
+  remember(key: string, target: Target, branch: string): void {
     const now = this.now();
-    const old = this.map.get(branch);
+    const old = this.map.get(key);
     if (old !== undefined) {
       // A retransmission: keep the first pick (it is where the INVITE went).
       return;
     }
-    this.map.set(branch, { target, expires: now + this.ttlMs });
+    this.map.set(key, { target, branch, expires: now + this.ttlMs });
     this.prune(now);
   }
 
@@ -54,18 +64,18 @@ export class InvitePairing {
    * The INVITE got a 2xx: its ACK follows the route set and a CANCEL is moot (§9.1: too
    * late), so the entry has done its job. Keeps the map small on the common path.
    */
-  forget(branch: string): void {
-    this.map.delete(branch);
+  forget(key: string): void {
+    this.map.delete(key);
   }
 
-  lookup(branch: string): Target | undefined {
-    const e = this.map.get(branch);
+  lookup(key: string): PairedInvite | undefined {
+    const e = this.map.get(key);
     if (e === undefined) return undefined;
     if (e.expires <= this.now()) {
-      this.map.delete(branch);
+      this.map.delete(key);
       return undefined;
     }
-    return e.target;
+    return e;
   }
 
   private prune(now: number): void {

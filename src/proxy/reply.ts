@@ -9,6 +9,7 @@
  */
 import type { SipMessage } from '../sip/message.js';
 import { reasonPhrase } from '../sip/status.js';
+import { parseCSeq } from '../sip/values.js';
 import { Hasher } from './hash.js';
 import { receivedEdits } from './via.js';
 
@@ -44,8 +45,9 @@ export interface LocalReplyOptions {
 }
 
 /**
- * Builds the reply. Needs the request's Via, From, To, Call-ID and CSeq to parse; the caller
- * checks that before (a request without them gets no reply, only a drop).
+ * Builds the reply. Needs the request's top Via (the caller checks it: without one there is
+ * nobody to answer); From, To, Call-ID and CSeq are copied when present and readable, and
+ * left out otherwise — RFC 4475 §3.3.1 (insuf): a request missing them still gets its 400.
  */
 export function buildLocalReply(
   msg: SipMessage,
@@ -75,12 +77,15 @@ export function buildLocalReply(
     value += b.latin1Slice(pos, ve);
     out += `Via: ${value.replace(/\r?\n[ \t]+/g, ' ')}\r\n`;
   }
-  out += `From: ${rawField(msg, 'from')}\r\n`;
-  const to = rawField(msg, 'to');
+  const from = copyable(msg, 'from', () => msg.from);
+  if (from !== undefined) out += `From: ${from}\r\n`;
+  const to = copyable(msg, 'to', () => msg.to);
   // §8.2.6.2: add a To tag when the request has none (not for 100 Trying).
-  out += !hasTag(to) && status > 100 ? `To: ${to};tag=${localToTag(msg)}\r\n` : `To: ${to}\r\n`;
-  out += `Call-ID: ${rawField(msg, 'call-id')}\r\n`;
-  out += `CSeq: ${rawField(msg, 'cseq')}\r\n`;
+  if (to !== undefined) out += !hasTag(to) && status > 100 ? `To: ${to};tag=${localToTag(msg)}\r\n` : `To: ${to}\r\n`;
+  const callId = copyable(msg, 'call-id', () => msg.callId);
+  if (callId !== undefined) out += `Call-ID: ${callId}\r\n`;
+  const cseq = copyable(msg, 'cseq', (raw) => parseCSeq(raw));
+  if (cseq !== undefined) out += `CSeq: ${cseq}\r\n`;
   out += `Server: ${SERVER_HEADER}\r\n`;
   for (const h of opts.headers ?? []) out += `${asLatin1(h)}\r\n`;
   if (opts.body !== undefined) {
@@ -99,10 +104,20 @@ function hasTag(to: string): boolean {
   return /;\s*tag\s*=/i.test(gt < 0 ? to : to.slice(gt));
 }
 
-function rawField(msg: SipMessage, canonical: string): string {
+/**
+ * The raw value of a single-valued header, unfolded, to copy into a reply — or undefined
+ * when the request has none, more than one, or one that `check` cannot parse.
+ */
+function copyable(msg: SipMessage, canonical: string, check: (raw: string) => unknown): string | undefined {
   const i = msg.fieldIndex(canonical);
-  if (i < 0) throw new Error(`no ${canonical} to copy into the reply`);
-  return msg.rawValue(i).replace(/\r?\n[ \t]+/g, ' ');
+  if (i < 0 || msg.fieldIndex(canonical, i + 1) >= 0) return undefined;
+  const raw = msg.rawValue(i).replace(/\r?\n[ \t]+/g, ' ');
+  try {
+    check(raw);
+  } catch {
+    return undefined;
+  }
+  return raw;
 }
 
 /** A reason phrase must not break the status line. */

@@ -43,7 +43,7 @@ export interface RequestContext {
 
   /** Max-Forwards is absent or above 0 (§16.3 item 3). */
   maxForwardsOk(): boolean;
-  /** No Route header and the Request-URI names this proxy (§16.4 / §11: OPTIONS to us). */
+  /** No Route left to follow (none, or only ours, removed by looseRoute()) and the Request-URI names this proxy (§16.4 / §11: OPTIONS to us). */
   isToSelf(): boolean;
 
   /** Kamailio's allow_source_address(): the source is in one of these groups (any group when none is given). */
@@ -52,13 +52,19 @@ export interface RequestContext {
   sourceMatch(...groups: number[]): AddressMatch | null;
   /** The configured admission policy: the configured groups, plus our own next hops when enabled. */
   sourceAllowed(): boolean;
+  /** Kamailio's ds_is_from_list(): the source is one of our next hops (a dispatcher destination or the --forward target). */
+  fromNextHop(): boolean;
 
   /**
-   * Loose routing (§16.4): removes the top Route values that name us (and recovers the
-   * Request-URI after a strict router). True when the request is to follow a route set
-   * (a Route remains, or the Request-URI was restored from one).
+   * Kamailio's loose_route() (§16.4): removes the top Route values that name us (and
+   * recovers the Request-URI after a strict router). True when the request is route-driven:
+   * a Route remains to follow, the Request-URI was restored from one, or an in-dialog request
+   * carried our Route. False for an initial request whose only Route was ours (a phone that
+   * uses us as its outbound proxy): route it like any other initial request.
    */
   looseRoute(): boolean;
+  /** Remove every Route value (an initial request from an untrusted sender must not pick its own path). */
+  removeRoutes(): void;
   /** Add our Record-Route (two when the request leaves on another transport or address, §16.6 step 4). */
   recordRoute(): void;
   /** Add our Path (RFC 3327) to a REGISTER. */

@@ -20,7 +20,7 @@ export interface DefaultRouteOptions {
 }
 
 export function createDefaultRoute(opts: DefaultRouteOptions): Route {
-  const { config, logger } = opts;
+  const { config } = opts;
   const rules = config.dispatcher.rules;
 
   function initialDestination(ctx: RequestContext): RequestDecision {
@@ -45,14 +45,8 @@ export function createDefaultRoute(opts: DefaultRouteOptions): Route {
       if (!ctx.maxForwardsOk()) return ctx.reply(483, 'Too Many Hops');
 
       // Kamailio's allow_source_address(): unknown senders are refused, never forwarded.
-      if (!ctx.sourceAllowed()) {
-        logger.limited('info', 'acl.reject', 'request from an address not in the address table', {
-          method,
-          source: `${ctx.source.address}:${ctx.source.port}`,
-          proto: ctx.source.protocol,
-        });
-        return ctx.reply(config.acl.rejectCode, config.acl.rejectReason);
-      }
+      // (With acl.checkRequests on, the default, the core has refused them already.)
+      if (!ctx.sourceAllowed()) return ctx.reply(config.acl.rejectCode, config.acl.rejectReason);
 
       if (ctx.inDialog) {
         // In-dialog requests follow the route set our Record-Route put in place (§16.4, §16.12).
@@ -70,10 +64,21 @@ export function createDefaultRoute(opts: DefaultRouteOptions): Route {
       if (method === 'OPTIONS' && ctx.isToSelf()) return ctx.reply(200, 'OK');
 
       if (config.recordRoute && DIALOG_CREATING.has(method)) ctx.recordRoute();
-      // A pre-loaded route set (e.g. the Path a PBX learnt from a REGISTER, RFC 3327 §5.3):
-      // our own entry is removed and the request follows the rest of it, else its
-      // Request-URI — the dispatcher is for requests that name no route.
-      if (ctx.looseRoute()) return ctx.relay();
+      // Our own Route values go (a phone that uses us as its outbound proxy sends one, §8.1.2).
+      const routeDriven = ctx.looseRoute();
+      if (ctx.fromNextHop()) {
+        // A PBX sending toward a phone — along the Path it stored (RFC 3327 §5.3) or straight
+        // to the phone's Contact — goes where the request says: the rest of its route set,
+        // else its Request-URI. Only a request addressed to us is dispatched (Kamailio configs
+        // make the same split with ds_is_from_list()).
+        if (routeDriven || !ctx.isToSelf()) return ctx.relay();
+      } else if (routeDriven) {
+        // A route set of the caller's own choosing: followed only when configured
+        // (initialRoutes: follow); by default it is removed, so the proxy cannot be used as an
+        // open relay to wherever a Route header points.
+        if (config.initialRoutes === 'follow') return ctx.relay();
+        ctx.removeRoutes();
+      }
       if (method === 'REGISTER' && config.dispatcher.path !== false) {
         // RFC 3327 §5.1: a proxy that needs the registrar to route through it asks for the
         // extension when the UA supports it, and refuses the REGISTER (421) when it does not.

@@ -57,14 +57,6 @@ export interface ValueLocation {
 
 const CRLF = '\r\n';
 
-function hasWhiteSpace(v: string): boolean {
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if (c === 32 || c === 9 || c === 13 || c === 10) return true;
-  }
-  return false;
-}
-
 /** 1 to `maxDigits` decimal digits as a number, or -1. */
 export function smallNumber(v: string, maxDigits: number): number {
   if (v.length === 0 || v.length > maxDigits) return -1;
@@ -103,6 +95,7 @@ export class SipMessage {
   private _removedFields: Set<number> | undefined = undefined;
   private _removedValues: Set<string> | undefined = undefined;
   private _locations: Map<string, ValueLocation[]> | undefined = undefined;
+  private _nameAddrs: Map<string, NameAddr[]> | undefined = undefined;
 
   constructor(buffer: Buffer, start: StartLine, index: HeaderIndex) {
     this.buffer = buffer;
@@ -236,6 +229,33 @@ export class SipMessage {
     return this._vias;
   }
 
+  /**
+   * The Via value at one of valueLocations('via'), parsed now (not cached): for a look at a
+   * few Vias of a message without parsing all of them.
+   */
+  viaAt(at: ValueLocation): Via {
+    const raw = this.buffer.latin1Slice(at.start, at.end);
+    return parseVia(raw, 0, raw.length, at.start);
+  }
+
+  /**
+   * The k-th value (as received) of a name-addr list header — Route, Record-Route, Path,
+   * Contact — parsed on first use: looking at the top of a long route set parses only that.
+   */
+  nameAddrAt(canonical: string, k: number): NameAddr | undefined {
+    const at = this.valueLocations(canonical)[k];
+    if (at === undefined) return undefined;
+    const cache = (this._nameAddrs ??= new Map());
+    let parsed = cache.get(canonical);
+    if (parsed === undefined) cache.set(canonical, (parsed = []));
+    let v = parsed[k];
+    if (v === undefined) {
+      const raw = this.buffer.latin1Slice(at.start, at.end);
+      v = parsed[k] = parseNameAddr(raw, 0, raw.length, at.start, displayName(canonical));
+    }
+    return v;
+  }
+
   get from(): NameAddr {
     return (this._from ??= this.singleNameAddr('from', 'From'));
   }
@@ -246,9 +266,22 @@ export class SipMessage {
 
   get callId(): string {
     if (this._callId === undefined) {
-      const v = this.single('call-id', 'Call-ID');
-      if (v.length === 0 || hasWhiteSpace(v)) throw new SipParseError('Call-ID is empty or contains white space');
-      this._callId = v;
+      const i = this.fieldIndex('call-id');
+      if (i < 0) throw new SipParseError('missing Call-ID header');
+      if (this.fieldIndex('call-id', i + 1) >= 0) throw new SipParseError('more than one Call-ID header');
+      // callid = word [ "@" word ] (§25.1): one pass over the bytes checks for white space
+      // (folding included) and whether anything needs decoding as UTF-8.
+      const b = this.buffer;
+      const s = this.index.valueStarts[i]!;
+      const e = this.index.valueEnds[i]!;
+      let ascii = true;
+      for (let p = s; p < e; p++) {
+        const c = b[p]!;
+        if (c === 32 || c === 9 || c === 13 || c === 10) throw new SipParseError('Call-ID is empty or contains white space');
+        if (c >= 128) ascii = false;
+      }
+      if (e <= s) throw new SipParseError('Call-ID is empty or contains white space');
+      this._callId = ascii ? b.latin1Slice(s, e) : utf8(b.latin1Slice(s, e));
     }
     return this._callId;
   }

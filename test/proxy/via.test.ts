@@ -107,12 +107,12 @@ describe('InvitePairing', () => {
     const p = new InvitePairing({ maxEntries: 100, ttlMs: 1000, now: () => now });
     const a = { protocol: 'udp' as const, address: '10.0.0.1', port: 5060 };
     const b = { protocol: 'udp' as const, address: '10.0.0.2', port: 5060 };
-    p.remember('x', a);
-    p.remember('x', b);
-    expect(p.lookup('x')).toBe(a);
+    p.remember('x', a, 'z9hG4bKsc.a');
+    p.remember('x', b, 'z9hG4bKsc.b');
+    expect(p.lookup('x')).toEqual({ target: a, branch: 'z9hG4bKsc.a', expires: 1000 });
     now = 1000;
     expect(p.lookup('x')).toBeUndefined();
-    for (let i = 0; i < 1000; i++) p.remember(`k${i}`, a);
+    for (let i = 0; i < 1000; i++) p.remember(`k${i}`, a, 'z9hG4bKsc.k');
     expect(p.size).toBeLessThanOrEqual(101);
   });
 });
