@@ -117,9 +117,10 @@ export class TcpClient extends Peer {
     socket.on('error', () => {});
   }
 
-  static open(port: number, address = '127.0.0.1'): Promise<TcpClient> {
+  /** Connect to address:port, from `localAddress` when given (any 127/8 address on loopback). */
+  static open(port: number, address = '127.0.0.1', localAddress?: string): Promise<TcpClient> {
     return new Promise((resolve, reject) => {
-      const s = connect(port, address, () => resolve(new TcpClient(s)));
+      const s = connect({ port, host: address, localAddress }, () => resolve(new TcpClient(s)));
       s.once('error', reject);
     });
   }

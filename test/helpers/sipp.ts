@@ -121,12 +121,14 @@ export async function runUac(opts: {
   localPort?: number;
   address?: string;
   timeoutS?: number;
+  /** The Request-URI's user part (SIPp's -s). */
+  service?: string;
 }): Promise<UacResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sipctl-uac-'));
   const localPort = opts.localPort ?? (await freePort());
   const timeoutS = opts.timeoutS ?? Math.ceil(opts.calls / opts.rate) + 20;
   const args = [
-    '-sf', UAC_XML, '-t', opts.transport ?? 'u1', '-s', 'e2e', '-i', opts.address ?? '127.0.0.1', '-p', String(localPort),
+    '-sf', UAC_XML, '-t', opts.transport ?? 'u1', '-s', opts.service ?? 'e2e', '-i', opts.address ?? '127.0.0.1', '-p', String(localPort),
     `127.0.0.1:${opts.proxyPort}`, '-r', String(opts.rate), '-m', String(opts.calls), '-d', '0', '-nostdin',
     '-timeout', `${timeoutS}s`, '-timeout_error', '-trace_stat', '-stf', join(dir, 'uac.csv'), '-fd', '1',
   ];
