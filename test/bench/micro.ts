@@ -8,6 +8,7 @@
  */
 import Table from 'cli-table3';
 import { AddressTable, type AddressRow } from '../../src/acl/table.js';
+import { benchCrafted } from './crafted.js';
 import { benchDispatcher } from './dispatcher.js';
 import { benchSip } from './sip.js';
 
@@ -41,6 +42,22 @@ async function main(): Promise<void> {
   const t = new Table({ head: ['SIP hot path', 'per second', 'µs each'], style: { head: [], border: [] }, colAligns: ['left', 'right', 'right'] });
   for (const r of sip) t.push([r.label, fmt(r.perSecond), r.usPerOp.toFixed(2)]);
   process.stdout.write(`SIP messages (Node ${process.version}, one core)\n${t.toString()}\n\n`);
+  if (process.env.BENCH_ONLY === undefined || /crafted/.test(process.env.BENCH_ONLY)) {
+    const crafted = benchCrafted();
+    const c = new Table({
+      head: ['worst crafted request (≤ 64 KB)', 'bytes', 'admitted µs', '× INVITE', 'not admitted µs', '× INVITE'],
+      style: { head: [], border: [] },
+      colAligns: ['left', 'right', 'right', 'right', 'right', 'right'],
+    });
+    const x = (us: number): string => `${(us / crafted.typicalUs).toFixed(1)}×`;
+    for (const r of crafted.rows) c.push([r.shape, r.bytes, r.admittedUs.toFixed(1), x(r.admittedUs), r.unadmittedUs.toFixed(1), x(r.unadmittedUs)]);
+    const worstA = Math.max(...crafted.rows.map((r) => r.admittedUs));
+    const worstU = Math.max(...crafted.rows.map((r) => r.unadmittedUs));
+    process.stdout.write(
+      `Crafted requests through the proxy core; a typical INVITE costs ${crafted.typicalUs.toFixed(2)} µs (goal: each at most 20×)\n${c.toString()}\n` +
+        `worst: admitted ${x(worstA)}, not admitted ${x(worstU)}\n\n`,
+    );
+  }
   const acl = benchAcl();
   process.stdout.write(`address-table lookups, 10,000 entries: ${fmt(acl.perSecond)}\n\n`);
   await benchDispatcher();
