@@ -115,12 +115,12 @@ describe('tcp.maxConnectionsPerSource (default 32)', () => {
       open.push(c.socket);
     }
     // The proxy may accept the last of them a moment after our connect completes.
-    let inbound = 0;
-    for (let i = 0; i < 50 && inbound < 32; i++) {
+    let open32 = 0;
+    for (let i = 0; i < 50 && open32 < 32; i++) {
       if (i > 0) await sleep(20);
-      inbound = (await proxyStatus(proxy)).transport.tcpConnectionsInbound;
+      open32 = (await proxyStatus(proxy)).transport.tcpConnectionsOpen;
     }
-    expect(inbound).toBe(32);
+    expect(open32).toBe(32);
     expect(await connectionAttempt('127.0.0.1', port, '127.0.0.5')).toBe('closed');
     expect(await askFrom('127.0.0.6', port)).toBe('SIP/2.0 200 OK');
     const { transport } = await proxyStatus(proxy);

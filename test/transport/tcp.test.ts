@@ -46,6 +46,8 @@ async function peer(address: string) {
   return p;
 }
 
+const OK_RESPONSE = 'SIP/2.0 200 OK\r\nCall-ID: a@test\r\nContent-Length: 0\r\n\r\n';
+
 const FAMILIES = [
   { name: 'IPv4', loopback: '127.0.0.1', spec: 'tcp:127.0.0.1:0', available: true },
   { name: 'IPv6', loopback: '::1', spec: 'tcp:[::1]:0', available: V6 },
@@ -389,6 +391,45 @@ describe('TCP', () => {
     expect(transport.stats()).toMatchObject({ tcpMessageTimeouts: 1 });
   });
 
+  // Target.inboundByIdOnly (set on responses): test/security/tcp-response-steering.test.ts
+  // shows it never lands on another peer's connection; these show what still works.
+  it('still sends a response on the inbound connection its id names', async () => {
+    const { transport, inbound } = await harness(['tcp:127.0.0.1:0']);
+    const a = await client('127.0.0.1', transport.listeners[0]!.port);
+    await a.write(sipRequest('by-id', 'TCP'));
+    const [request] = await inbound.atLeast(1, 'the request');
+    // The address:port given is wrong on purpose: the id alone finds the connection.
+    transport.send({ protocol: 'tcp', address: '127.0.0.1', port: 1, connectionId: request!.connectionId, inboundByIdOnly: true }, Buffer.from(OK_RESPONSE));
+    await until(() => a.received() === OK_RESPONSE, 'the response on the connection its id names');
+    expect(transport.stats().tcpConnectionsOpened).toBe(0);
+  });
+
+  it('reuses an outbound connection to the address:port for a response without a usable id', async () => {
+    const { transport } = await harness(['tcp:127.0.0.1:0']);
+    const pbx = await peer('127.0.0.1');
+    const target = { protocol: 'tcp' as const, address: '127.0.0.1', port: pbx.port };
+    const request = sipRequest('out', 'TCP');
+    transport.send(target, Buffer.from(request));
+    await until(() => pbx.received(0) === request, 'the request on a new outbound connection');
+    transport.send({ ...target, connectionId: 987_654, inboundByIdOnly: true }, Buffer.from(OK_RESPONSE));
+    await until(() => pbx.received(0) === request + OK_RESPONSE, 'the response on the same outbound connection');
+    expect(pbx.connections).toHaveLength(1);
+    expect(transport.stats()).toMatchObject({ tcpConnectionsOpened: 1, tcpConnectionsOutbound: 1 });
+  });
+
+  it("lets a request reuse a peer's inbound connection by address:port (in-dialog requests to TCP phones)", async () => {
+    const { transport, inbound } = await harness(['tcp:127.0.0.1:0']);
+    const phone = await client('127.0.0.1', transport.listeners[0]!.port);
+    await phone.write(sipRequest('register', 'TCP'));
+    await inbound.atLeast(1, 'the request that opened the connection');
+    const bye = sipRequest('bye', 'TCP');
+    transport.send({ protocol: 'tcp', address: '127.0.0.1', port: phone.socket.localPort! }, Buffer.from(bye));
+    await within(
+      (async () => until(() => phone.received() === bye, 'the request on the phone’s own connection'))(),
+      'the in-dialog request',
+    );
+    expect(transport.stats()).toMatchObject({ tcpConnectionsOpened: 0, tcpConnectionsInbound: 1 });
+  });
   it('closes a connection whose unsent bytes exceed maxTcpQueuedBytes', async () => {
     const { transport, errors } = await harness(['tcp:127.0.0.1:0'], { maxTcpQueuedBytes: 1000 });
     const pbx = await peer('127.0.0.1');
