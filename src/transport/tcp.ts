@@ -154,9 +154,10 @@ export class TcpConnectionTable {
   }
 
   /**
-   * Checks in order of cost to the peer we refuse: not admitted, over its source's cap,
-   * over the inbound budget. A refused connection is reset (no FIN handshake, no
-   * TIME_WAIT on our side) and counted; the report goes to onError, which rate-limits.
+   * Three checks, in this order: admitted at all (so an unknown peer is counted as such,
+   * whatever else it does), under its source's cap, under the inbound budget. A refused
+   * connection is reset (no FIN handshake, no TIME_WAIT on our side) and counted; the
+   * report goes to onError, whose logging must be rate-limited (start.ts's is).
    */
   private accept(socket: net.Socket, listener: Listener): void {
     const stats = this.context.stats;
