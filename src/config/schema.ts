@@ -49,6 +49,12 @@ export interface ProxyConfig {
     checkRequests: boolean;
     /** Responses are taken only from admitted sources (groups or next hops); others are dropped. */
     checkResponses: boolean;
+    /**
+     * Which TCP peers may connect: 'admitted' (a connection whose source address and port
+     * would not pass the source check — admitting groups, next hops — is closed at accept)
+     * or 'any' (every peer; its requests are still checked one by one).
+     */
+    tcpAccept: 'admitted' | 'any';
   };
   /**
    * What an initial request's own Route header (one that does not name us) does, from a
@@ -74,7 +80,18 @@ export interface ProxyConfig {
     /** Re-resolve destination host names at least this often when DNS gave no TTL, s. */
     dnsRefreshS: number;
   };
-  tcp: { idleTimeoutS: number; connectTimeoutMs: number; maxConnections: number };
+  tcp: {
+    idleTimeoutS: number;
+    connectTimeoutMs: number;
+    /** A message must arrive whole within this long of its first byte (and an accepted connection's first one, of the accept). */
+    messageTimeoutS: number;
+    /** Inbound (accepted) connections. */
+    maxConnections: number;
+    /** Outbound connections: a budget of their own that inbound connections cannot use up. */
+    maxOutboundConnections: number;
+    /** Inbound connections from one source address. */
+    maxConnectionsPerSource: number;
+  };
   /** The CANCEL / non-2xx-ACK pairing map's bounds. */
   pairing: { maxEntries: number; ttlMs: number };
 }
@@ -96,6 +113,7 @@ export function defaultConfig(): ProxyConfig {
       admitNextHops: true,
       checkRequests: true,
       checkResponses: true,
+      tcpAccept: 'admitted',
     },
     initialRoutes: 'dispatch',
     dispatcher: {
@@ -107,7 +125,14 @@ export function defaultConfig(): ProxyConfig {
       probeSets: {},
       dnsRefreshS: 300,
     },
-    tcp: { idleTimeoutS: 120, connectTimeoutMs: 5_000, maxConnections: 4096 },
+    tcp: {
+      idleTimeoutS: 120,
+      connectTimeoutMs: 5_000,
+      messageTimeoutS: 10,
+      maxConnections: 4096,
+      maxOutboundConnections: 1024,
+      maxConnectionsPerSource: 32,
+    },
     pairing: { maxEntries: 200_000, ttlMs: 32_000 },
   };
 }
@@ -225,7 +250,7 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   if (input.acl !== undefined) {
     const a = input.acl;
     if (!isObj(a)) bad('acl', 'expected a mapping');
-    checkKeys(a, ['groups', 'rejectCode', 'rejectReason', 'admitNextHops', 'checkRequests', 'checkResponses'], 'acl.');
+    checkKeys(a, ['groups', 'rejectCode', 'rejectReason', 'admitNextHops', 'checkRequests', 'checkResponses', 'tcpAccept'], 'acl.');
     if (a.groups !== undefined) {
       if (a.groups === 'any') c.acl.groups = 'any';
       else {
@@ -239,6 +264,10 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
     if (a.admitNextHops !== undefined) c.acl.admitNextHops = bool(a.admitNextHops, 'acl.admitNextHops');
     if (a.checkRequests !== undefined) c.acl.checkRequests = bool(a.checkRequests, 'acl.checkRequests');
     if (a.checkResponses !== undefined) c.acl.checkResponses = bool(a.checkResponses, 'acl.checkResponses');
+    if (a.tcpAccept !== undefined) {
+      if (a.tcpAccept !== 'admitted' && a.tcpAccept !== 'any') bad('acl.tcpAccept', `expected admitted or any, got ${JSON.stringify(a.tcpAccept)}`);
+      c.acl.tcpAccept = a.tcpAccept;
+    }
   }
   if (input.dispatcher !== undefined) {
     const d = input.dispatcher;
@@ -274,10 +303,21 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   if (input.tcp !== undefined) {
     const t = input.tcp;
     if (!isObj(t)) bad('tcp', 'expected a mapping');
-    checkKeys(t, ['idleTimeoutS', 'connectTimeoutMs', 'maxConnections'], 'tcp.');
+    checkKeys(
+      t,
+      ['idleTimeoutS', 'connectTimeoutMs', 'messageTimeoutS', 'maxConnections', 'maxOutboundConnections', 'maxConnectionsPerSource'],
+      'tcp.',
+    );
     if (t.idleTimeoutS !== undefined) c.tcp.idleTimeoutS = int(t.idleTimeoutS, 'tcp.idleTimeoutS', 1, 86_400);
     if (t.connectTimeoutMs !== undefined) c.tcp.connectTimeoutMs = int(t.connectTimeoutMs, 'tcp.connectTimeoutMs', 10, 600_000);
+    if (t.messageTimeoutS !== undefined) c.tcp.messageTimeoutS = int(t.messageTimeoutS, 'tcp.messageTimeoutS', 1, 3_600);
     if (t.maxConnections !== undefined) c.tcp.maxConnections = int(t.maxConnections, 'tcp.maxConnections', 1, 1_000_000);
+    if (t.maxOutboundConnections !== undefined) {
+      c.tcp.maxOutboundConnections = int(t.maxOutboundConnections, 'tcp.maxOutboundConnections', 1, 1_000_000);
+    }
+    if (t.maxConnectionsPerSource !== undefined) {
+      c.tcp.maxConnectionsPerSource = int(t.maxConnectionsPerSource, 'tcp.maxConnectionsPerSource', 1, 1_000_000);
+    }
   }
   if (input.pairing !== undefined) {
     const p = input.pairing;

@@ -641,7 +641,7 @@ function safe(f: () => string): string {
  */
 function localReplyTarget(top: Via, inbound: Inbound, admitted: boolean): Target {
   if (inbound.protocol === 'tcp') {
-    return { protocol: 'tcp', address: inbound.sourceAddress, port: inbound.sourcePort, connectionId: inbound.connectionId };
+    return { protocol: 'tcp', address: inbound.sourceAddress, port: inbound.sourcePort, connectionId: inbound.connectionId, inboundByIdOnly: true };
   }
   if (!admitted) return { protocol: 'udp', address: inbound.sourceAddress, port: inbound.sourcePort };
   if (top.maddr !== undefined && /^[0-9.:a-fA-F]+$/.test(top.maddr)) return { protocol: 'udp', address: top.maddr, port: top.port ?? 5060 };

@@ -193,7 +193,10 @@ export function responseTarget(via: Via, connectionId?: number): Target | undefi
   // Never to a broadcast or unspecified address (RFC 4475 §3.3.? bcast): drop instead.
   if (address === '255.255.255.255' || address === '0.0.0.0' || address === '::') return undefined;
   const port = typeof via.rport === 'number' ? via.rport : (via.port ?? 5060);
-  return connectionId === undefined ? { protocol, address, port } : { protocol, address, port, connectionId };
+  // A response enters an inbound TCP connection only when our Via's MAC named it
+  // (connectionId); never another peer's connection found by its address.
+  if (protocol === 'tcp') return connectionId === undefined ? { protocol, address, port, inboundByIdOnly: true } : { protocol, address, port, connectionId, inboundByIdOnly: true };
+  return { protocol, address, port };
 }
 
 /**

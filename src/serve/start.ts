@@ -157,16 +157,37 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
     const transport = await createTransport({
       listen: listenSpecs,
       onMessage: core.onInbound,
-      onError: (err, ctx) =>
-        logger.limited('debug', `transport.${ctx.operation}`, 'transport error', {
-          op: ctx.operation,
-          proto: ctx.protocol,
-          peer: ctx.remoteAddress === undefined ? undefined : `${ctx.remoteAddress}:${ctx.remotePort}`,
-          error: err instanceof Error ? err.message : String(err),
-        }),
+      onError: (err, ctx) => {
+        const peer = ctx.remoteAddress === undefined ? undefined : `${ctx.remoteAddress}:${ctx.remotePort}`;
+        // Refusals at accept are what an operator looks for when a TCP peer cannot get in:
+        // logged like a refused request (rate-limited, per kind), not hidden in debug.
+        if (err.code === 'E_TRANSPORT_TCP_NOT_ADMITTED') {
+          logger.limited('info', 'tcp.not-admitted', 'closed a TCP connection from an address not admitted (acl.tcpAccept)', { peer });
+        } else if (err.code === 'E_TRANSPORT_TCP_SOURCE_LIMIT' || err.code === 'E_TRANSPORT_TCP_LIMIT') {
+          logger.limited('warn', `tcp.${err.code === 'E_TRANSPORT_TCP_LIMIT' ? 'limit' : 'source-limit'}`, 'TCP connection refused', {
+            peer,
+            error: err.message,
+          });
+        } else {
+          logger.limited('debug', `transport.${ctx.operation}`, 'transport error', {
+            op: ctx.operation,
+            proto: ctx.protocol,
+            peer,
+            error: err.message,
+          });
+        }
+      },
       tcpIdleTimeoutMs: config.tcp.idleTimeoutS * 1000,
       tcpConnectTimeoutMs: config.tcp.connectTimeoutMs,
+      tcpMessageTimeoutMs: config.tcp.messageTimeoutS * 1000,
       maxTcpConnections: config.tcp.maxConnections,
+      maxTcpOutboundConnections: config.tcp.maxOutboundConnections,
+      maxTcpConnectionsPerSource: config.tcp.maxConnectionsPerSource,
+      // acl.tcpAccept: admitted — a TCP peer whose requests the source check would refuse
+      // is closed at accept, before it costs a connection slot (the same check, with the
+      // peer's address and port, that the route applies to each request).
+      admitConnection:
+        config.acl.tcpAccept === 'admitted' ? (address, port) => core.sourceAllowed(address, port, 'tcp') : undefined,
     });
     closers.push(() => transport.close());
     core.attach(transport);

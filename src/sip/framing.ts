@@ -153,6 +153,15 @@ export class StreamFramer {
     return events ?? NO_EVENTS;
   }
 
+  /**
+   * True while a message has begun (its first start-line byte arrived) but is not yet
+   * complete; false between messages, including inside a run of keep-alive CRLFs. The TCP
+   * transport times a message from its first byte with this (slow-loris defence).
+   */
+  get messageInProgress(): boolean {
+    return this.state === State.Header || this.state === State.Body;
+  }
+
   /** True once a fatal error has been reported. */
   get failed(): boolean {
     return this.state === State.Failed;

@@ -1,12 +1,18 @@
 /**
  * The TCP half of a transport: one node:net server per tcp listener and one table of
- * connections, inbound and outbound alike, found by id (a response goes back on the
- * connection its request came in on, RFC 3261 §18.2.2) or by remote address:port (a new
- * request to a peer reuses an open connection to it, RFC 3261 §18.1.1).
+ * connections, found by id (a response goes back on the connection its request came in on,
+ * RFC 3261 §18.2.2) or by remote address:port (a new request to a peer reuses an open
+ * connection to it, RFC 3261 §18.1.1).
+ *
+ * Inbound and outbound connections have separate budgets, so that peers connecting to us,
+ * whoever they are, can never take the slots we need to reach our next hops. Inbound
+ * connections are also capped per source address and, when an admission check is given,
+ * refused at accept unless the source is one we would take requests from: an unknown peer
+ * costs one accept and one reset, nothing that lasts.
  */
 import net from 'node:net';
 import { SipctlError } from '../errors.js';
-import type { TransportContext } from './context.js';
+import { messageOf, type TransportContext } from './context.js';
 import { formatListenSpec } from './listen-spec.js';
 import { describeSystemError, hostPort } from './system-errors.js';
 import { TcpConnection, type ConnectionSettings } from './tcp-connection.js';
@@ -14,14 +20,32 @@ import { bindError } from './udp.js';
 import type { ListenSpec, Listener, Target } from './types.js';
 
 export interface TcpSettings extends ConnectionSettings {
+  /** Inbound (accepted) connections open at once. */
   readonly maxConnections: number;
+  /** Outbound connections (opened by `send`) open at once. */
+  readonly maxOutboundConnections: number;
+  /** Inbound connections open at once from one source address. */
+  readonly maxConnectionsPerSource: number;
+  /** Asked at accept; false closes the connection before anything is allocated for it. */
+  readonly admitConnection?: (address: string, port: number) => boolean;
 }
+
+type PeerMap = Map<string, Map<number, TcpConnection>>;
 
 export class TcpConnectionTable {
   private readonly servers: net.Server[] = [];
   private readonly byId = new Map<number, TcpConnection>();
-  /** remote address → remote port → connection: no key strings built on the send path. */
-  private readonly byPeer = new Map<string, Map<number, TcpConnection>>();
+  /**
+   * remote address → remote port → newest connection, one map per direction (no key
+   * strings built on the send path). A response may be steered by address:port only onto
+   * an outbound connection (Target.inboundByIdOnly), so the two are kept apart.
+   */
+  private readonly inboundByPeer: PeerMap = new Map();
+  private readonly outboundByPeer: PeerMap = new Map();
+  /** Open inbound connections per source address; an entry lives only while one is open. */
+  private readonly inboundPerSource = new Map<string, number>();
+  private inboundCount = 0;
+  private outboundCount = 0;
   private nextId = 1;
   private closing = false;
 
@@ -71,15 +95,30 @@ export class TcpConnectionTable {
 
   /**
    * The open connection a message to `target` goes on: `target.connectionId` if still
-   * open, else the newest open connection to the target's address:port.
+   * open, else the newest open connection to the target's address:port — an outbound one
+   * only, when `target.inboundByIdOnly` (a response must not land on a connection some
+   * other peer opened from that address:port).
    */
   find(target: Target): TcpConnection | undefined {
     if (target.connectionId !== undefined) {
       const byId = this.byId.get(target.connectionId);
       if (byId !== undefined && byId.open) return byId;
     }
-    const byPeer = this.byPeer.get(target.address)?.get(target.port);
-    return byPeer !== undefined && byPeer.open ? byPeer : undefined;
+    let outbound = this.outboundByPeer.get(target.address)?.get(target.port);
+    if (outbound !== undefined && !outbound.open) outbound = undefined;
+    if (target.inboundByIdOnly === true) return outbound;
+    const inbound = this.inboundByPeer.get(target.address)?.get(target.port);
+    if (inbound === undefined || !inbound.open) return outbound;
+    // Both directions have one: the newest wins (ids only grow).
+    return outbound !== undefined && outbound.id > inbound.id ? outbound : inbound;
+  }
+
+  get inboundConnections(): number {
+    return this.inboundCount;
+  }
+
+  get outboundConnections(): number {
+    return this.outboundCount;
   }
 
   /**
@@ -114,30 +153,82 @@ export class TcpConnectionTable {
     await Promise.all(closed);
   }
 
+  /**
+   * Three checks, in this order: admitted at all (so an unknown peer is counted as such,
+   * whatever else it does), under its source's cap, under the inbound budget. A refused
+   * connection is reset (no FIN handshake, no TIME_WAIT on our side) and counted; the
+   * report goes to onError, whose logging must be rate-limited (start.ts's is).
+   */
   private accept(socket: net.Socket, listener: Listener): void {
     const stats = this.context.stats;
     const remoteAddress = socket.remoteAddress;
     const remotePort = socket.remotePort;
+    // A reset of a socket that is already gone emits 'error'; nothing to do about it.
+    socket.on('error', ignore);
     if (this.closing || remoteAddress === undefined || remotePort === undefined) {
       // Closing, or the peer already went away: nothing to serve.
       socket.destroy();
       return;
     }
-    if (this.byId.size >= this.settings.maxConnections) {
-      stats.tcpConnectionsRefused++;
-      socket.destroy();
-      this.context.report(
-        new SipctlError(
-          'E_TRANSPORT_TCP_LIMIT',
-          `refused TCP connection from ${hostPort(remoteAddress, remotePort)}: ${this.settings.maxConnections} connections ` +
-            `are open (raise maxTcpConnections if that is normal load)`,
-        ),
-        { operation: 'accept', protocol: 'tcp', listener, remoteAddress, remotePort },
+    const admit = this.settings.admitConnection;
+    if (admit !== undefined && !this.admitted(admit, remoteAddress, remotePort, listener)) {
+      stats.tcpConnectionsNotAdmitted++;
+      refuse(socket);
+      this.refused(
+        'E_TRANSPORT_TCP_NOT_ADMITTED',
+        `closed TCP connection from ${hostPort(remoteAddress, remotePort)} at accept: the peer is not admitted`,
+        listener,
+        remoteAddress,
+        remotePort,
       );
       return;
     }
+    const fromSource = this.inboundPerSource.get(remoteAddress) ?? 0;
+    if (fromSource >= this.settings.maxConnectionsPerSource) {
+      stats.tcpConnectionsPerSourceRefused++;
+      refuse(socket);
+      this.refused(
+        'E_TRANSPORT_TCP_SOURCE_LIMIT',
+        `refused TCP connection from ${hostPort(remoteAddress, remotePort)}: ${fromSource} connections from this address ` +
+          `are open (raise tcp.maxConnectionsPerSource if that is normal for it)`,
+        listener,
+        remoteAddress,
+        remotePort,
+      );
+      return;
+    }
+    if (this.inboundCount >= this.settings.maxConnections) {
+      stats.tcpConnectionsRefused++;
+      refuse(socket);
+      this.refused(
+        'E_TRANSPORT_TCP_LIMIT',
+        `refused TCP connection from ${hostPort(remoteAddress, remotePort)}: ${this.settings.maxConnections} inbound connections ` +
+          `are open (raise tcp.maxConnections if that is normal load)`,
+        listener,
+        remoteAddress,
+        remotePort,
+      );
+      return;
+    }
+    socket.removeListener('error', ignore);
     stats.tcpConnectionsAccepted++;
+    this.inboundPerSource.set(remoteAddress, fromSource + 1);
     this.add(new TcpConnection(this.nextId++, socket, listener, remoteAddress, remotePort, false, this.settings, this.context, this.removeConnection));
+  }
+
+  /** The admission hook, guarded: one that throws is reported and refuses (fail closed). */
+  private admitted(admit: (address: string, port: number) => boolean, address: string, port: number, listener: Listener): boolean {
+    try {
+      return admit(address, port);
+    } catch (cause) {
+      this.context.stats.handlerErrors++;
+      this.refused('E_TRANSPORT_HANDLER', `the TCP admission check threw: ${messageOf(cause)}`, listener, address, port);
+      return false;
+    }
+  }
+
+  private refused(code: string, message: string, listener: Listener, remoteAddress: string, remotePort: number): void {
+    this.context.report(new SipctlError(code, message), { operation: 'accept', protocol: 'tcp', listener, remoteAddress, remotePort });
   }
 
   private connect(target: Target, listener: Listener): TcpConnection | undefined {
@@ -146,12 +237,12 @@ export class TcpConnectionTable {
       this.sendFailed(target, 'E_TRANSPORT_CLOSED', 'the transport is closed');
       return undefined;
     }
-    if (this.byId.size >= this.settings.maxConnections) {
+    if (this.outboundCount >= this.settings.maxOutboundConnections) {
       stats.tcpConnectionsRefused++;
       this.sendFailed(
         target,
         'E_TRANSPORT_TCP_LIMIT',
-        `${this.settings.maxConnections} connections are open (raise maxTcpConnections if that is normal load)`,
+        `${this.settings.maxOutboundConnections} outbound connections are open (raise tcp.maxOutboundConnections if that is normal load)`,
       );
       return undefined;
     }
@@ -190,25 +281,44 @@ export class TcpConnectionTable {
 
   private add(connection: TcpConnection): void {
     this.byId.set(connection.id, connection);
-    let ports = this.byPeer.get(connection.remoteAddress);
+    const peers = connection.outbound ? this.outboundByPeer : this.inboundByPeer;
+    let ports = peers.get(connection.remoteAddress);
     if (ports === undefined) {
       ports = new Map();
-      this.byPeer.set(connection.remoteAddress, ports);
+      peers.set(connection.remoteAddress, ports);
     }
     // The newest connection to a peer wins; the older one still serves its own id.
     ports.set(connection.remotePort, connection);
-    this.context.stats.tcpConnectionsOpen = this.byId.size;
+    if (connection.outbound) this.outboundCount++;
+    else this.inboundCount++;
+    this.updateGauges();
   }
 
   private readonly removeConnection = (connection: TcpConnection): void => {
     this.byId.delete(connection.id);
-    const ports = this.byPeer.get(connection.remoteAddress);
+    const peers = connection.outbound ? this.outboundByPeer : this.inboundByPeer;
+    const ports = peers.get(connection.remoteAddress);
     if (ports !== undefined && ports.get(connection.remotePort) === connection) {
       ports.delete(connection.remotePort);
-      if (ports.size === 0) this.byPeer.delete(connection.remoteAddress);
+      if (ports.size === 0) peers.delete(connection.remoteAddress);
     }
-    this.context.stats.tcpConnectionsOpen = this.byId.size;
+    if (connection.outbound) {
+      this.outboundCount--;
+    } else {
+      this.inboundCount--;
+      const fromSource = (this.inboundPerSource.get(connection.remoteAddress) ?? 1) - 1;
+      if (fromSource <= 0) this.inboundPerSource.delete(connection.remoteAddress);
+      else this.inboundPerSource.set(connection.remoteAddress, fromSource);
+    }
+    this.updateGauges();
   };
+
+  private updateGauges(): void {
+    const stats = this.context.stats;
+    stats.tcpConnectionsOpen = this.byId.size;
+    stats.tcpConnectionsInbound = this.inboundCount;
+    stats.tcpConnectionsOutbound = this.outboundCount;
+  }
 
   private sendFailed(target: Target, code: string, why: string): void {
     this.context.stats.sendErrors++;
@@ -217,6 +327,16 @@ export class TcpConnectionTable {
       { operation: 'send', protocol: 'tcp', remoteAddress: target.address, remotePort: target.port },
     );
   }
+}
+
+function ignore(): void {
+  // See accept(): errors of a socket being refused.
+}
+
+/** Close a refused connection with a reset where the socket still has one to send. */
+function refuse(socket: net.Socket): void {
+  if (socket.destroyed) return;
+  socket.resetAndDestroy();
 }
 
 function isWildcard(address: string): boolean {

@@ -19,8 +19,28 @@ export interface TransportOptions {
   readonly tcpIdleTimeoutMs?: number;
   /** Give up an outbound TCP connect after this long. Default 5 000. */
   readonly tcpConnectTimeoutMs?: number;
-  /** Inbound plus outbound TCP connections; more are refused. Default 4 096. */
+  /**
+   * Close a TCP connection when a message has not arrived whole this long after its first
+   * byte, or when an accepted connection has not delivered its first message this long
+   * after the accept (slow-loris). Default 10 000.
+   */
+  readonly tcpMessageTimeoutMs?: number;
+  /** Inbound (accepted) TCP connections; more are refused at accept. Default 4 096. */
   readonly maxTcpConnections?: number;
+  /**
+   * Outbound TCP connections (to next hops, and to peers whose own connection is gone); a
+   * separate budget that inbound connections cannot use up. Default 1 024.
+   */
+  readonly maxTcpOutboundConnections?: number;
+  /** Inbound TCP connections from one source address; more are refused at accept. Default 32. */
+  readonly maxTcpConnectionsPerSource?: number;
+  /**
+   * Asked once per accepted TCP connection with the peer's address and port, before
+   * anything is allocated for it: false closes it at once (with a reset), and it is counted
+   * in `tcpConnectionsNotAdmitted`. A throw counts as false. Absent: every peer is accepted.
+   * Must be cheap and must not do I/O (it runs for every connection attempt, wanted or not).
+   */
+  readonly admitConnection?: (address: string, port: number) => boolean;
   /** Unsent bytes one TCP connection may hold before it is closed. Default 1 MiB. */
   readonly maxTcpQueuedBytes?: number;
   /** Largest header section on a TCP stream. Default 64 KiB. */
@@ -32,7 +52,16 @@ export interface TransportOptions {
 export const TRANSPORT_DEFAULTS = Object.freeze({
   tcpIdleTimeoutMs: 120_000,
   tcpConnectTimeoutMs: 5_000,
+  // Kamailio gives a message 20 s (tcp_msg_read_timeout); SIP over a live TCP connection
+  // arrives in milliseconds, and a shorter window frees a slow-loris's slot sooner.
+  tcpMessageTimeoutMs: 10_000,
   maxTcpConnections: 4_096,
+  // Outbound connections go to the next hops (a handful of PBXs) and to peers a message
+  // must reach when their own connection is gone (RFC 3261 §18.2.2); a thousand is ample
+  // for that and bounds what they can hold (each up to maxTcpQueuedBytes).
+  maxTcpOutboundConnections: 1_024,
+  // A phone or a PBX needs a few connections; NAT'd offices share an address, so not 1.
+  maxTcpConnectionsPerSource: 32,
   maxTcpQueuedBytes: 1024 * 1024,
   maxHeaderBytes: 64 * 1024,
   // A message larger than a UDP datagram (65,507 bytes) could not be forwarded to a UDP
@@ -49,7 +78,19 @@ export async function createTransport(options: TransportOptions): Promise<Transp
     {
       idleTimeoutMs: positive(options.tcpIdleTimeoutMs, TRANSPORT_DEFAULTS.tcpIdleTimeoutMs, 'tcpIdleTimeoutMs'),
       connectTimeoutMs: positive(options.tcpConnectTimeoutMs, TRANSPORT_DEFAULTS.tcpConnectTimeoutMs, 'tcpConnectTimeoutMs'),
+      messageTimeoutMs: positive(options.tcpMessageTimeoutMs, TRANSPORT_DEFAULTS.tcpMessageTimeoutMs, 'tcpMessageTimeoutMs'),
       maxConnections: positive(options.maxTcpConnections, TRANSPORT_DEFAULTS.maxTcpConnections, 'maxTcpConnections'),
+      maxOutboundConnections: positive(
+        options.maxTcpOutboundConnections,
+        TRANSPORT_DEFAULTS.maxTcpOutboundConnections,
+        'maxTcpOutboundConnections',
+      ),
+      maxConnectionsPerSource: positive(
+        options.maxTcpConnectionsPerSource,
+        TRANSPORT_DEFAULTS.maxTcpConnectionsPerSource,
+        'maxTcpConnectionsPerSource',
+      ),
+      admitConnection: options.admitConnection,
       maxQueuedBytes: positive(options.maxTcpQueuedBytes, TRANSPORT_DEFAULTS.maxTcpQueuedBytes, 'maxTcpQueuedBytes'),
       maxHeaderBytes: positive(options.maxHeaderBytes, TRANSPORT_DEFAULTS.maxHeaderBytes, 'maxHeaderBytes'),
       maxBodyBytes: positive(options.maxBodyBytes, TRANSPORT_DEFAULTS.maxBodyBytes, 'maxBodyBytes'),
@@ -137,7 +178,12 @@ class BoundTransport implements Transport {
   }
 
   stats(): TransportStats {
-    return { ...this.context.stats, tcpConnectionsOpen: this.tcp.openConnections };
+    return {
+      ...this.context.stats,
+      tcpConnectionsOpen: this.tcp.openConnections,
+      tcpConnectionsInbound: this.tcp.inboundConnections,
+      tcpConnectionsOutbound: this.tcp.outboundConnections,
+    };
   }
 
   close(): Promise<void> {

@@ -35,14 +35,28 @@ export interface Target {
   readonly port: number;
   /** For TCP: prefer this connection when it is still open. */
   readonly connectionId?: number;
+  /**
+   * For TCP: an inbound (accepted) connection may carry this message only when
+   * `connectionId` names it; without a usable `connectionId` the message goes on an
+   * outbound connection to address:port, or a new one.
+   *
+   * Set it on responses. RFC 3261 §18.2.2: a response goes back on the connection its
+   * request came in on; when that connection is gone, the server opens a new one to the
+   * Via's received / sent-by port. Falling back to "any connection to address:port" would
+   * let a peer that connected to us from that address:port receive responses meant for
+   * another (a forged Via naming it is enough). Requests leave it unset: an in-dialog
+   * request to a TCP phone must reuse the connection the phone opened (RFC 5626 §5.3).
+   */
+  readonly inboundByIdOnly?: boolean;
 }
 
 export interface Transport {
   readonly listeners: readonly Listener[];
   /**
    * Send bytes. UDP: one datagram from the listener of the target's family (or `via`).
-   * TCP: on `target.connectionId` if open, else on an open connection to address:port,
-   * else a new connection (reused afterwards, closed after the idle timeout).
+   * TCP: on `target.connectionId` if open, else on an open connection to address:port
+   * (only an outbound one when `target.inboundByIdOnly`), else a new connection (reused
+   * afterwards, closed after the idle timeout).
    * Never throws for network errors: failures are counted and reported through `onError`.
    */
   send(target: Target, bytes: Buffer, via?: Listener): void;
@@ -72,7 +86,8 @@ export interface ListenSpec {
 export interface TransportErrorContext {
   /**
    * receive: a socket error on a listener or connection; send: a message could not go out;
-   * connect: an outbound TCP connection failed; accept: an inbound connection was refused;
+   * connect: an outbound TCP connection failed; accept: an inbound connection was refused
+   * (not admitted, a per-source or table cap) or a listener failed;
    * frame: a TCP stream could not be framed; deliver: the onMessage handler threw.
    */
   readonly operation: 'receive' | 'send' | 'connect' | 'accept' | 'frame' | 'deliver';
@@ -97,15 +112,32 @@ export interface TransportStats {
   readonly tcpBytesOut: number;
   /** RFC 5626 §3.5.1 CRLFCRLF pings answered with a CRLF pong. */
   readonly tcpKeepAlivePings: number;
+  /** Open connections, inbound plus outbound. */
   readonly tcpConnectionsOpen: number;
+  /** Open inbound (accepted) connections; at most maxTcpConnections. */
+  readonly tcpConnectionsInbound: number;
+  /** Open outbound connections (opened by `send`); at most maxTcpOutboundConnections. */
+  readonly tcpConnectionsOutbound: number;
   readonly tcpConnectionsAccepted: number;
   /** Outbound connections opened by `send`. */
   readonly tcpConnectionsOpened: number;
-  /** Inbound or outbound connections refused because maxTcpConnections were open. */
+  /**
+   * Connections refused because their budget was full: inbound beyond maxTcpConnections,
+   * outbound beyond maxTcpOutboundConnections.
+   */
   readonly tcpConnectionsRefused: number;
+  /** Inbound connections closed at accept because `admitConnection` did not admit the peer. */
+  readonly tcpConnectionsNotAdmitted: number;
+  /** Inbound connections refused because their source address had maxTcpConnectionsPerSource open. */
+  readonly tcpConnectionsPerSourceRefused: number;
   readonly tcpConnectionsIdleClosed: number;
+  /**
+   * Connections closed because a message did not arrive whole within tcpMessageTimeoutMs of
+   * its first byte (or, inbound, the first message within that long of the accept): slow-loris.
+   */
+  readonly tcpMessageTimeouts: number;
   readonly tcpConnectFailures: number;
-  /** Connections closed because their unsent bytes exceeded maxTcpQueuedBytes. */
+  /** Connections closed because their unsent bytes (pongs included) exceeded maxTcpQueuedBytes. */
   readonly tcpQueueOverflows: number;
   /** Connections closed because their stream could not be framed. */
   readonly tcpFramingErrors: number;

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { parseMessage } from '../../src/sip/parse.js';
 import { connectionIdFrom, ownVia, receivedEdits, responseTarget, statelessBranch, MAGIC_COOKIE } from '../../src/proxy/via.js';
@@ -76,7 +77,7 @@ describe('responseTarget (§18.2.2, RFC 3581)', () => {
     expect(responseTarget(via('SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1'))).toEqual({ protocol: 'udp', address: '10.0.0.1', port: 5060 });
   });
   it('keeps a TCP connection id and refuses names without received, broadcast, and unknown transports', () => {
-    expect(responseTarget(via('SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bK1'), 7)).toEqual({ protocol: 'tcp', address: '2001:db8::1', port: 5070, connectionId: 7 });
+    expect(responseTarget(via('SIP/2.0/TCP [2001:db8::1]:5070;branch=z9hG4bK1'), 7)).toEqual({ protocol: 'tcp', address: '2001:db8::1', port: 5070, connectionId: 7, inboundByIdOnly: true });
     expect(responseTarget(via('SIP/2.0/UDP pc.example.com:5060;branch=z9hG4bK1'))).toBeUndefined();
     expect(responseTarget(via('SIP/2.0/UDP 255.255.255.255;branch=z9hG4bK1'))).toBeUndefined();
     expect(responseTarget(via('SIP/2.0/SCTP 10.0.0.1;branch=z9hG4bK1'))).toBeUndefined();
@@ -121,12 +122,24 @@ describe('connection id in our Via (responses back on the request’s TCP connec
   const listener = { id: 0, protocol: 'tcp' as const, address: '127.0.0.1', port: 5060, family: 4 as const };
   const inbound = { bytes: Buffer.alloc(0), protocol: 'tcp' as const, sourceAddress: '192.0.2.7', sourcePort: 40123, listener, connectionId: 42 };
   const viaOf = (text: string) => msg(`SIP/2.0 200 OK\nVia: ${text}\nContent-Length: 0\n\n`).topVia!;
-  it('is honoured only for the address the request came from, so it cannot be forged for another client', () => {
+  it('is honoured only with the seal the proxy wrote, for the address the request came from', () => {
     const ours = viaOf(ownVia(listener, { host: '127.0.0.1', port: 5060 }, 'z9hG4bKsc.x', inbound));
+    const seal = /sipctl-cid=42\.([^;]+)/.exec(ownVia(listener, { host: '127.0.0.1', port: 5060 }, 'z9hG4bKsc.x', inbound))![1]!;
+    expect(seal).toMatch(/^[A-Za-z0-9_-]{16}$/); // 96 bits
     expect(connectionIdFrom(ours, viaOf('SIP/2.0/TCP client.example.com:5060;branch=z9hG4bK1;received=192.0.2.7'))).toBe(42);
     expect(connectionIdFrom(ours, viaOf('SIP/2.0/TCP 192.0.2.7:5060;branch=z9hG4bK1'))).toBe(42);
     expect(connectionIdFrom(ours, viaOf('SIP/2.0/TCP 198.51.100.9:5060;branch=z9hG4bK1'))).toBeUndefined();
-    const forged = viaOf('SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKsc.x;sipctl-cid=42.0000000000000');
-    expect(connectionIdFrom(forged, viaOf('SIP/2.0/TCP 192.0.2.7:5060;branch=z9hG4bK1'))).toBeUndefined();
+  });
+
+  it('refuses every forgery it is tried with: another id, another address, 100,000 random seals', () => {
+    const next = viaOf('SIP/2.0/TCP 192.0.2.7:5060;branch=z9hG4bK1');
+    const seal = /sipctl-cid=42\.([^;]+)/.exec(ownVia(listener, { host: '127.0.0.1', port: 5060 }, 'z9hG4bKsc.x', inbound))![1]!;
+    const forged = (param: string) => viaOf(`SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKsc.x;sipctl-cid=${param}`);
+    expect(connectionIdFrom(forged(`43.${seal}`), next)).toBeUndefined();
+    expect(connectionIdFrom(forged(`42.${seal}`), viaOf('SIP/2.0/TCP 192.0.2.8:5060;branch=z9hG4bK1'))).toBeUndefined();
+    for (const bad of ['42', '42.', `42.${seal.slice(1)}`, `42.${seal}A`, `-1.${seal}`, `x.${seal}`]) expect(connectionIdFrom(forged(bad), next)).toBeUndefined();
+    let accepted = 0;
+    for (let i = 0; i < 100_000; i++) if (connectionIdFrom(forged(`42.${randomBytes(12).toString('base64url')}`), next) !== undefined) accepted++;
+    expect(accepted).toBe(0);
   });
 });

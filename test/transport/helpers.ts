@@ -105,14 +105,14 @@ export function sendDatagram(socket: dgram.Socket, bytes: Buffer | string, port:
   return new Promise((resolve, reject) => socket.send(bytes, port, address, (err) => (err ? reject(err) : resolve())));
 }
 
-/** A TCP client connected to address:port that keeps everything it receives. */
-export async function tcpClient(address: string, port: number): Promise<{
+/** A TCP client connected to address:port (from `localAddress`, if given) that keeps everything it receives. */
+export async function tcpClient(address: string, port: number, localAddress?: string): Promise<{
   socket: net.Socket;
   received: () => string;
   closed: Promise<void>;
   write(text: string | Buffer): Promise<void>;
 }> {
-  const socket = net.connect({ host: address, port });
+  const socket = net.connect({ host: address, port, localAddress });
   socket.setNoDelay(true);
   const chunks: Buffer[] = [];
   socket.on('data', (c: Buffer) => chunks.push(c));
@@ -130,6 +130,43 @@ export async function tcpClient(address: string, port: number): Promise<{
     closed,
     write: (text) => new Promise((resolve, reject) => socket.write(text, (err) => (err ? reject(err) : resolve()))),
   };
+}
+
+/**
+ * Connect (from `localAddress`, if given), write `send` once connected, and report how it
+ * ended: 'closed' when the other side closed or reset it, 'open' when it was still open
+ * after `ms` (then it is destroyed), 'failed' when the connect itself failed.
+ */
+export async function connectionAttempt(
+  address: string,
+  port: number,
+  localAddress?: string,
+  send?: string,
+  ms = WAIT_MS,
+): Promise<'closed' | 'open' | 'failed'> {
+  const socket = net.connect({ host: address, port, localAddress });
+  let connected = false;
+  let refusedSyn = false;
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    // A reset is one of the outcomes; only ECONNREFUSED means nothing accepted the SYN.
+    if (err.code === 'ECONNREFUSED') refusedSyn = true;
+  });
+  socket.once('connect', () => {
+    connected = true;
+    if (send !== undefined) socket.write(send);
+  });
+  const outcome = await new Promise<'closed' | 'open' | 'failed'>((resolve) => {
+    const timer = setTimeout(() => resolve('open'), ms);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      // A reset right after the handshake can beat the 'connect' event: the kernel did
+      // connect (the listener accepted), so that is a close, not a failed connect; only a
+      // refusal of the SYN itself (ECONNREFUSED) is a failure.
+      resolve(connected || !refusedSyn ? 'closed' : 'failed');
+    });
+  });
+  socket.destroy();
+  return outcome;
 }
 
 /** A plain TCP server standing in for a PBX: records connections and what each sent. */

@@ -3,6 +3,7 @@ import { parseListenSpec } from '../../src/transport/listen-spec.js';
 import type { TransportOptions } from '../../src/transport/transport.js';
 import {
   closedTcpPort,
+  connectionAttempt,
   ipv6LoopbackAvailable,
   sipRequest,
   startTransport,
@@ -16,6 +17,8 @@ import {
 
 const V6 = await ipv6LoopbackAvailable();
 if (!V6) console.warn('transport tests: ::1 is not available on this machine; skipping the IPv6 TCP cases (IPv4 cases still run)');
+const LINUX = process.platform === 'linux';
+if (!LINUX) console.warn(`transport tests: skipping the connect-timeout case: it needs Linux's SYN drop on a full accept queue (this is ${process.platform})`);
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -28,8 +31,8 @@ async function harness(specs: string[], options: Omit<TransportOptions, 'listen'
   return h;
 }
 
-async function client(address: string, port: number) {
-  const c = await tcpClient(address, port);
+async function client(address: string, port: number, localAddress?: string) {
+  const c = await tcpClient(address, port, localAddress);
   cleanups.push(async () => {
     c.socket.destroy();
     await c.closed;
@@ -42,6 +45,8 @@ async function peer(address: string) {
   cleanups.push(p.close);
   return p;
 }
+
+const OK_RESPONSE = 'SIP/2.0 200 OK\r\nCall-ID: a@test\r\nContent-Length: 0\r\n\r\n';
 
 const FAMILIES = [
   { name: 'IPv4', loopback: '127.0.0.1', spec: 'tcp:127.0.0.1:0', available: true },
@@ -192,16 +197,14 @@ describe('TCP', () => {
     expect(transport.stats()).toMatchObject({ tcpConnectFailures: 1, sendErrors: 1 });
   });
 
-  it('gives up an outbound connect after tcpConnectTimeoutMs and reports it', async () => {
+  // Only a kernel that drops SYNs on a full accept queue (Linux) gives a connect that hangs;
+  // on Linux the set-up must work, so a failure to make one fails the test.
+  it.skipIf(!LINUX)('gives up an outbound connect after tcpConnectTimeoutMs and reports it', async () => {
     const blackhole = await unresponsiveTcpPort();
-    // Only a kernel that drops SYNs on a full accept queue (Linux) gives a connect that hangs.
-    if (blackhole === undefined) {
-      console.warn('transport tests: could not make a connect hang on this system; skipping the connect-timeout case');
-      return;
-    }
-    cleanups.push(blackhole.release);
+    expect(blackhole, 'a loopback port whose connects hang (a stopped listener with a full accept queue)').toBeDefined();
+    cleanups.push(blackhole!.release);
     const { transport, errors } = await harness(['tcp:127.0.0.1:0'], { tcpConnectTimeoutMs: 200 });
-    transport.send({ protocol: 'tcp', address: '127.0.0.1', port: blackhole.port }, Buffer.from(sipRequest('hang', 'TCP')));
+    transport.send({ protocol: 'tcp', address: '127.0.0.1', port: blackhole!.port }, Buffer.from(sipRequest('hang', 'TCP')));
     const [report] = await errors.atLeast(1, 'the connect timeout');
     expect(report!.err.code).toBe('E_TRANSPORT_TCP_CONNECT_TIMEOUT');
     expect(report!.err.message).toMatch(/^cannot connect to tcp:127\.0\.0\.1:\d+: no answer within 200 ms; \d+ queued bytes dropped$/);
@@ -246,23 +249,187 @@ describe('TCP', () => {
     await inbound.atLeast(2, 'a request on a new connection');
   });
 
-  it('refuses connections beyond maxTcpConnections', async () => {
+  it('refuses inbound connections beyond maxTcpConnections, and outbound ones still open', async () => {
     const { transport, errors } = await harness(['tcp:127.0.0.1:0'], { maxTcpConnections: 1 });
     const port = transport.listeners[0]!.port;
     await client('127.0.0.1', port);
     await until(() => transport.stats().tcpConnectionsOpen === 1, 'the first connection to be accepted');
-    const second = await client('127.0.0.1', port);
-    await within(second.closed, 'the second connection to be refused');
+    expect(await connectionAttempt('127.0.0.1', port)).toBe('closed');
     const [report] = await errors.atLeast(1, 'the refusal report');
     expect(report!.err.code).toBe('E_TRANSPORT_TCP_LIMIT');
-    // An outbound connection is refused too, without throwing.
+    expect(report!.context).toMatchObject({ operation: 'accept', remoteAddress: '127.0.0.1' });
+    // The inbound budget is full, the outbound one is not: we can still reach a next hop.
     const pbx = await peer('127.0.0.1');
-    transport.send({ protocol: 'tcp', address: '127.0.0.1', port: pbx.port }, Buffer.from(sipRequest('over', 'TCP')));
-    await errors.atLeast(2, 'the outbound refusal');
-    expect(errors.items[1]!.err.code).toBe('E_TRANSPORT_TCP_LIMIT');
-    expect(transport.stats()).toMatchObject({ tcpConnectionsRefused: 2, tcpConnectionsOpen: 1, tcpConnectionsOpened: 0 });
+    const request = sipRequest('out', 'TCP');
+    transport.send({ protocol: 'tcp', address: '127.0.0.1', port: pbx.port }, Buffer.from(request));
+    await until(() => pbx.received(0) === request, 'the request on a new outbound connection');
+    expect(transport.stats()).toMatchObject({
+      tcpConnectionsRefused: 1,
+      tcpConnectionsInbound: 1,
+      tcpConnectionsOutbound: 1,
+      tcpConnectionsOpened: 1,
+    });
   });
 
+  it('refuses outbound connections beyond maxTcpOutboundConnections, and inbound ones are still accepted', async () => {
+    const { transport, inbound, errors } = await harness(['tcp:127.0.0.1:0'], { maxTcpOutboundConnections: 1 });
+    const first = await peer('127.0.0.1');
+    const second = await peer('127.0.0.1');
+    transport.send({ protocol: 'tcp', address: '127.0.0.1', port: first.port }, Buffer.from(sipRequest('one', 'TCP')));
+    transport.send({ protocol: 'tcp', address: '127.0.0.1', port: second.port }, Buffer.from(sipRequest('two', 'TCP')));
+    const [report] = await errors.atLeast(1, 'the outbound refusal');
+    expect(report!.err.code).toBe('E_TRANSPORT_TCP_LIMIT');
+    expect(report!.err.message).toContain(`cannot send to tcp:127.0.0.1:${second.port}: 1 outbound connections are open`);
+    await until(() => first.connections.length === 1, 'the first outbound connection');
+    expect(second.connections).toHaveLength(0);
+    const ua = await client('127.0.0.1', transport.listeners[0]!.port);
+    await ua.write(sipRequest('in', 'TCP'));
+    await inbound.atLeast(1, 'a request on an inbound connection');
+    expect(transport.stats()).toMatchObject({ tcpConnectionsRefused: 1, tcpConnectionsInbound: 1, tcpConnectionsOutbound: 1 });
+  });
+
+  it('refuses inbound connections beyond maxTcpConnectionsPerSource from one address, not from others', async () => {
+    const { transport, inbound, errors } = await harness(['tcp:127.0.0.1:0'], { maxTcpConnectionsPerSource: 2 });
+    const port = transport.listeners[0]!.port;
+    await client('127.0.0.1', port);
+    await client('127.0.0.1', port);
+    await until(() => transport.stats().tcpConnectionsInbound === 2, 'two connections from 127.0.0.1');
+    expect(await connectionAttempt('127.0.0.1', port)).toBe('closed');
+    const [report] = await errors.atLeast(1, 'the per-source refusal');
+    expect(report!.err.code).toBe('E_TRANSPORT_TCP_SOURCE_LIMIT');
+    // Another source address (all of 127/8 is loopback on Linux) is not affected.
+    const other = await client('127.0.0.1', port, '127.0.0.2');
+    await other.write(sipRequest('other', 'TCP'));
+    const [message] = await inbound.atLeast(1, 'the request from 127.0.0.2');
+    expect(message!.sourceAddress).toBe('127.0.0.2');
+    expect(transport.stats()).toMatchObject({ tcpConnectionsPerSourceRefused: 1, tcpConnectionsInbound: 3, tcpConnectionsRefused: 0 });
+  });
+
+  it('asks admitConnection at accept: a peer it refuses is closed before any message, one it admits is served', async () => {
+    const asked: string[] = [];
+    const { transport, inbound, errors } = await harness(['tcp:127.0.0.1:0'], {
+      admitConnection: (address, port) => {
+        asked.push(`${address}:${port}`);
+        return address === '127.0.0.1';
+      },
+    });
+    const port = transport.listeners[0]!.port;
+    expect(await connectionAttempt('127.0.0.1', port, '127.0.0.3', sipRequest('refused', 'TCP'))).toBe('closed');
+    const [report] = await errors.atLeast(1, 'the not-admitted report');
+    expect(report!.err.code).toBe('E_TRANSPORT_TCP_NOT_ADMITTED');
+    expect(report!.context).toMatchObject({ operation: 'accept', remoteAddress: '127.0.0.3' });
+    const ua = await client('127.0.0.1', port);
+    await ua.write(sipRequest('admitted', 'TCP'));
+    const [message] = await inbound.atLeast(1, 'the admitted request');
+    expect(message!.sourceAddress).toBe('127.0.0.1');
+    expect(inbound.items).toHaveLength(1);
+    expect(asked).toEqual([expect.stringMatching(/^127\.0\.0\.3:\d+$/), `127.0.0.1:${ua.socket.localPort}`]);
+    expect(transport.stats()).toMatchObject({ tcpConnectionsNotAdmitted: 1, tcpConnectionsAccepted: 1, tcpConnectionsInbound: 1 });
+  });
+
+  it('refuses the peer when admitConnection throws, and goes on', async () => {
+    const { transport, errors } = await harness(['tcp:127.0.0.1:0'], {
+      admitConnection: () => {
+        throw new Error('table not loaded');
+      },
+    });
+    expect(await connectionAttempt('127.0.0.1', transport.listeners[0]!.port)).toBe('closed');
+    await errors.atLeast(2, 'the handler report and the refusal');
+    expect(errors.items.map((e) => e.err.code)).toEqual(['E_TRANSPORT_HANDLER', 'E_TRANSPORT_TCP_NOT_ADMITTED']);
+    expect(transport.stats()).toMatchObject({ handlerErrors: 1, tcpConnectionsNotAdmitted: 1, tcpConnectionsOpen: 0 });
+  });
+
+  it('answers many pings in one segment with as many pongs, in one write', async () => {
+    const { transport } = await harness(['tcp:127.0.0.1:0']);
+    const ua = await client('127.0.0.1', transport.listeners[0]!.port);
+    await ua.write('\r\n\r\n'.repeat(1000));
+    await until(() => ua.received().length === 2000, '1000 pongs');
+    expect(ua.received()).toBe('\r\n'.repeat(1000));
+    expect(transport.stats().tcpKeepAlivePings).toBe(1000);
+  });
+
+  it('closes an accepted connection that sends no message within tcpMessageTimeoutMs', async () => {
+    const { transport, errors } = await harness(['tcp:127.0.0.1:0'], { tcpMessageTimeoutMs: 200 });
+    const ua = await client('127.0.0.1', transport.listeners[0]!.port);
+    // Keep-alive pings are not a message: they do not keep a silent connection open.
+    await ua.write('\r\n\r\n');
+    await within(ua.closed, 'the silent connection to be closed');
+    const [report] = await errors.atLeast(1, 'the timeout report');
+    expect(report!.err.code).toBe('E_TRANSPORT_TCP_MESSAGE_TIMEOUT');
+    expect(report!.err.message).toContain('no message, not complete within 200 ms');
+    expect(transport.stats()).toMatchObject({ tcpMessageTimeouts: 1, tcpConnectionsIdleClosed: 0 });
+  });
+
+  it('times a message from its first byte: one trickled past tcpMessageTimeoutMs closes the connection, whole ones do not', async () => {
+    const { transport, inbound, errors } = await harness(['tcp:127.0.0.1:0'], { tcpMessageTimeoutMs: 1000 });
+    const ua = await client('127.0.0.1', transport.listeners[0]!.port);
+    // Whole messages, spaced over more than the timeout, keep the connection.
+    for (let i = 0; i < 3; i++) {
+      await ua.write(sipRequest(`whole-${i}`, 'TCP'));
+      await inbound.atLeast(i + 1, `message ${i}`);
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    expect(ua.socket.destroyed).toBe(false);
+    // A message split in two with a pause inside it, still within the timeout, is fine.
+    const split = sipRequest('split', 'TCP');
+    await ua.write(split.slice(0, 20));
+    await new Promise((r) => setTimeout(r, 100));
+    await ua.write(split.slice(20));
+    await inbound.atLeast(4, 'the split message');
+    // One trickled a byte every 50 ms never completes in time (every byte resets the idle
+    // timer, not the message timer). Bounded: at most 80 bytes (4 s), under its length.
+    const slow = sipRequest('slow', 'TCP');
+    for (let i = 0; i < 80 && !ua.socket.destroyed; i++) {
+      await ua.write(slow[i]!).catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await within(ua.closed, 'the trickling connection to be closed');
+    const [report] = await errors.atLeast(1, 'the timeout report');
+    expect(report!.err.code).toBe('E_TRANSPORT_TCP_MESSAGE_TIMEOUT');
+    expect(report!.err.message).toContain('a message begun, not complete within 1000 ms');
+    expect(inbound.items).toHaveLength(4);
+    expect(transport.stats()).toMatchObject({ tcpMessageTimeouts: 1 });
+  });
+
+  // Target.inboundByIdOnly (set on responses): test/security/tcp-response-steering.test.ts
+  // shows it never lands on another peer's connection; these show what still works.
+  it('still sends a response on the inbound connection its id names', async () => {
+    const { transport, inbound } = await harness(['tcp:127.0.0.1:0']);
+    const a = await client('127.0.0.1', transport.listeners[0]!.port);
+    await a.write(sipRequest('by-id', 'TCP'));
+    const [request] = await inbound.atLeast(1, 'the request');
+    // The address:port given is wrong on purpose: the id alone finds the connection.
+    transport.send({ protocol: 'tcp', address: '127.0.0.1', port: 1, connectionId: request!.connectionId, inboundByIdOnly: true }, Buffer.from(OK_RESPONSE));
+    await until(() => a.received() === OK_RESPONSE, 'the response on the connection its id names');
+    expect(transport.stats().tcpConnectionsOpened).toBe(0);
+  });
+
+  it('reuses an outbound connection to the address:port for a response without a usable id', async () => {
+    const { transport } = await harness(['tcp:127.0.0.1:0']);
+    const pbx = await peer('127.0.0.1');
+    const target = { protocol: 'tcp' as const, address: '127.0.0.1', port: pbx.port };
+    const request = sipRequest('out', 'TCP');
+    transport.send(target, Buffer.from(request));
+    await until(() => pbx.received(0) === request, 'the request on a new outbound connection');
+    transport.send({ ...target, connectionId: 987_654, inboundByIdOnly: true }, Buffer.from(OK_RESPONSE));
+    await until(() => pbx.received(0) === request + OK_RESPONSE, 'the response on the same outbound connection');
+    expect(pbx.connections).toHaveLength(1);
+    expect(transport.stats()).toMatchObject({ tcpConnectionsOpened: 1, tcpConnectionsOutbound: 1 });
+  });
+
+  it("lets a request reuse a peer's inbound connection by address:port (in-dialog requests to TCP phones)", async () => {
+    const { transport, inbound } = await harness(['tcp:127.0.0.1:0']);
+    const phone = await client('127.0.0.1', transport.listeners[0]!.port);
+    await phone.write(sipRequest('register', 'TCP'));
+    await inbound.atLeast(1, 'the request that opened the connection');
+    const bye = sipRequest('bye', 'TCP');
+    transport.send({ protocol: 'tcp', address: '127.0.0.1', port: phone.socket.localPort! }, Buffer.from(bye));
+    await within(
+      (async () => until(() => phone.received() === bye, 'the request on the phone’s own connection'))(),
+      'the in-dialog request',
+    );
+    expect(transport.stats()).toMatchObject({ tcpConnectionsOpened: 0, tcpConnectionsInbound: 1 });
+  });
   it('closes a connection whose unsent bytes exceed maxTcpQueuedBytes', async () => {
     const { transport, errors } = await harness(['tcp:127.0.0.1:0'], { maxTcpQueuedBytes: 1000 });
     const pbx = await peer('127.0.0.1');
