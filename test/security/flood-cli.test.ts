@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/client.js';
 import { runCli, stderrLines, useTempDirs } from '../helpers/cli.js';
 import { startProxyProcess, type ProxyProcess } from '../helpers/proxy.js';
-import { sipRequest, UdpPeer } from '../helpers/sip-peer.js';
+import { sipRequest, TcpClient, UdpPeer } from '../helpers/sip-peer.js';
 
 const LIMIT = 20;
 
@@ -55,7 +55,7 @@ describe('sipctl flood against a running proxy', () => {
     proxy = await startProxyProcess({
       // Group 7 is exempt from flood control; it also admits (acl.groups: any), which is fine here.
       setup: [['address', 'add', '7', '127.0.0.10', '32']],
-      args: ['--config', config, '--listen', 'udp:127.0.0.1:0'],
+      args: ['--config', config, '--listen', 'udp:127.0.0.1:0', '--listen', 'tcp:127.0.0.1:0'],
     });
     port = proxy.ports.udp!;
     for (const [name, address] of [
@@ -144,6 +144,26 @@ describe('sipctl flood against a running proxy', () => {
     expect(r.stdout).toBe('');
     expect(stderrLines(r)).toHaveLength(1);
     expect(r.stderr).toMatch(/^sipctl: .*(not an IPv4 or IPv6 address|is a network|address is required)/);
+  });
+
+  it('counts messages framed from a TCP stream the same way', async () => {
+    const tcp = await TcpClient.open(proxy.ports.tcp!, '127.0.0.1');
+    try {
+      const request = (i: number): string =>
+        sipRequest({
+          method: 'OPTIONS',
+          uri: `sip:100@127.0.0.1:${proxy.ports.tcp}`,
+          via: { transport: 'TCP', host: '127.0.0.1', port: tcp.localPort },
+          callId: `tcp-${i}`,
+        });
+      tcp.send(Array.from({ length: LIMIT + 5 }, (_, i) => request(i)).join(''));
+      for (let i = 0; i < LIMIT; i++) expect((await tcp.next((r) => r.msg.callId === `tcp-${i}`)).msg.status).toBe(401);
+      expect(await tcp.nothing(() => true, 500)).toBe(true);
+    } finally {
+      tcp.close();
+    }
+    const list = JSON.parse((await flood(['list', '--json'])).stdout);
+    expect(list.sources.find((s: { address: string }) => s.address === '127.0.0.1')).toMatchObject({ state: 'blocked', count: LIMIT + 1, dropped: 5 });
   });
 
   it('says no proxy listens when there is none, naming the path (exit 1)', async () => {
