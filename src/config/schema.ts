@@ -94,6 +94,21 @@ export interface ProxyConfig {
   };
   /** The CANCEL / non-2xx-ACK pairing map's bounds. */
   pairing: { maxEntries: number; ttlMs: number };
+  /** Flood control per source address (Kamailio's pike); see src/flood/guard.ts. */
+  flood: FloodConfig;
+}
+
+export interface FloodConfig {
+  enabled: boolean;
+  /** Messages a source may send within one window; one more blocks it. */
+  maxRequests: number;
+  windowS: number;
+  /** How long a block lasts. */
+  blockS: number;
+  /** Address-table groups whose sources are never blocked (next hops never are either). */
+  exemptGroups: number[];
+  /** The most sources tracked at once. */
+  maxTracked: number;
 }
 
 export function defaultConfig(): ProxyConfig {
@@ -134,6 +149,8 @@ export function defaultConfig(): ProxyConfig {
       maxConnectionsPerSource: 32,
     },
     pairing: { maxEntries: 200_000, ttlMs: 32_000 },
+    // Why these numbers: README "Flood control".
+    flood: { enabled: true, maxRequests: 100, windowS: 2, blockS: 120, exemptGroups: [], maxTracked: 100_000 },
   };
 }
 
@@ -214,7 +231,7 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   if (!isObj(input)) throw usageError('E_CONFIG_BAD_FILE', `config${where ? ' ' + where : ''}: expected a mapping of options at the top level`);
   checkKeys(
     input,
-    ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'initialRoutes', 'log', 'acl', 'dispatcher', 'tcp', 'pairing'],
+    ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'initialRoutes', 'log', 'acl', 'dispatcher', 'tcp', 'pairing', 'flood'],
     '',
   );
   const c: ProxyConfig = structuredClone(base);
@@ -325,6 +342,22 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
     checkKeys(p, ['maxEntries', 'ttlMs'], 'pairing.');
     if (p.maxEntries !== undefined) c.pairing.maxEntries = int(p.maxEntries, 'pairing.maxEntries', 1, 100_000_000);
     if (p.ttlMs !== undefined) c.pairing.ttlMs = int(p.ttlMs, 'pairing.ttlMs', 100, 3_600_000);
+  }
+  if (input.flood !== undefined) {
+    const f = input.flood;
+    if (!isObj(f)) bad('flood', 'expected a mapping');
+    checkKeys(f, ['enabled', 'maxRequests', 'windowS', 'blockS', 'exemptGroups', 'maxTracked'], 'flood.');
+    if (f.enabled !== undefined) c.flood.enabled = bool(f.enabled, 'flood.enabled');
+    if (f.maxRequests !== undefined) c.flood.maxRequests = int(f.maxRequests, 'flood.maxRequests', 1, 100_000_000);
+    if (f.windowS !== undefined) c.flood.windowS = num(f.windowS, 'flood.windowS', 0.1, 3600);
+    if (f.blockS !== undefined) c.flood.blockS = num(f.blockS, 'flood.blockS', 1, 86_400);
+    if (f.maxTracked !== undefined) c.flood.maxTracked = int(f.maxTracked, 'flood.maxTracked', 1, 10_000_000);
+    if (f.exemptGroups !== undefined) {
+      const g = f.exemptGroups;
+      const list = Array.isArray(g) ? g : typeof g === 'string' ? g.split(',').filter((x) => x.trim() !== '') : [g];
+      // Address-table groups are unsigned 32-bit numbers (Kamailio's grp column).
+      c.flood.exemptGroups = list.map((x, i) => int(x, `flood.exemptGroups[${i}]`, 0, 0xffff_ffff));
+    }
   }
   return c;
 }

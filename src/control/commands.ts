@@ -5,6 +5,7 @@
  * version could answer differently) so the CLI never prints `undefined`.
  */
 import { SipctlError } from '../errors.js';
+import type { FloodListResult, FloodSourceView, FloodUnblockResult } from '../flood/guard.js';
 import { controlRequest, type ControlRequestOptions } from './client.js';
 import { isPlainObject } from './protocol.js';
 
@@ -16,7 +17,14 @@ export const CONTROL_COMMANDS = {
   dispatcherDump: 'dispatcher.dump',
   dispatcherSetState: 'dispatcher.setState',
   status: 'status',
+  floodList: 'flood.list',
+  floodUnblock: 'flood.unblock',
 } as const;
+
+export type { FloodListResult, FloodSourceView, FloodUnblockResult } from '../flood/guard.js';
+
+/** `flood.list` → the guard's list, or `{enabled: false}` when the proxy runs without flood control. */
+export type FloodListReply = FloodListResult | { enabled: false };
 
 export interface GroupCount {
   grp: number;
@@ -98,6 +106,36 @@ function groupCounts(o: Record<string, unknown>): GroupCount[] {
   });
 }
 
+function str(o: Record<string, unknown>, key: string): string {
+  const v = o[key];
+  if (typeof v !== 'string') throw new ShapeError(`"${key}" is not a string`);
+  return v;
+}
+
+function strOrNull(o: Record<string, unknown>, key: string): string | null {
+  const v = o[key] ?? null;
+  if (v !== null && typeof v !== 'string') throw new ShapeError(`"${key}" is not a string or null`);
+  return v;
+}
+
+const FLOOD_STATES = ['blocked', 'hot', 'exempt'] as const;
+
+function floodSource(v: unknown): FloodSourceView {
+  const s = obj(v, 'a source');
+  const state = str(s, 'state');
+  if (!(FLOOD_STATES as readonly string[]).includes(state)) throw new ShapeError(`"state" ${JSON.stringify(state)} is unknown`);
+  return {
+    address: str(s, 'address'),
+    state: state as FloodSourceView['state'],
+    count: num(s, 'count'),
+    windowStart: str(s, 'windowStart'),
+    blockedSince: strOrNull(s, 'blockedSince'),
+    blockedUntil: strOrNull(s, 'blockedUntil'),
+    dropped: num(s, 'dropped'),
+    lastSeen: str(s, 'lastSeen'),
+  };
+}
+
 function entryView(v: unknown): AddressEntryView {
   const e = obj(v, 'an entry');
   const ipAddr = e.ipAddr;
@@ -156,5 +194,35 @@ export async function requestStatus(path: string, opts?: ControlRequestOptions):
     const listeners = arr(r, 'listeners');
     if (!listeners.every((l) => typeof l === 'string')) throw new ShapeError('"listeners" is not a list of strings');
     return { pid: num(r, 'pid'), uptimeS: num(r, 'uptimeS'), listeners: listeners as string[] };
+  });
+}
+
+export async function requestFloodList(path: string, opts?: ControlRequestOptions): Promise<FloodListReply> {
+  const cmd = CONTROL_COMMANDS.floodList;
+  const result = await controlRequest(path, cmd, {}, opts);
+  return checked(path, cmd, result, (r): FloodListReply => {
+    if (r.enabled === false) return { enabled: false };
+    if (r.enabled !== true) throw new ShapeError('"enabled" is not true or false');
+    return {
+      enabled: true,
+      maxRequests: num(r, 'maxRequests'),
+      windowS: num(r, 'windowS'),
+      blockS: num(r, 'blockS'),
+      tracked: num(r, 'tracked'),
+      maxTracked: num(r, 'maxTracked'),
+      blocked: num(r, 'blocked'),
+      sources: arr(r, 'sources').map(floodSource),
+      omitted: num(r, 'omitted'),
+    };
+  });
+}
+
+/** `ip` must already be a canonical address (see parseSourceAddress); the proxy checks it again. */
+export async function requestFloodUnblock(path: string, ip: string, opts?: ControlRequestOptions): Promise<FloodUnblockResult> {
+  const cmd = CONTROL_COMMANDS.floodUnblock;
+  const result = await controlRequest(path, cmd, { ip }, opts);
+  return checked(path, cmd, result, (r) => {
+    if (typeof r.unblocked !== 'boolean') throw new ShapeError('"unblocked" is not true or false');
+    return { address: str(r, 'address'), unblocked: r.unblocked, dropped: num(r, 'dropped'), blockedSince: strOrNull(r, 'blockedSince') };
   });
 }

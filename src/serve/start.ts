@@ -21,21 +21,25 @@ import {
   type Algorithm,
 } from '../dispatcher/index.js';
 import { SipctlError, usageError } from '../errors.js';
+import { FloodGuard, floodControlHandlers } from '../flood/index.js';
 import { Logger } from '../log/logger.js';
 import { ProxyCore } from '../proxy/core.js';
+import { sameAddress } from '../proxy/identity.js';
 import type { Dispatch } from '../proxy/services.js';
 import { createDefaultRoute } from '../route/default.js';
 import type { Route } from '../route/api.js';
 import { openStore } from '../store/index.js';
 import { warmUp } from './warm-up.js';
 import { createTransport, formatListenSpec, parseListenSpec } from '../transport/index.js';
-import type { Target, Transport } from '../transport/types.js';
+import type { Inbound, Target, Transport } from '../transport/types.js';
 
 export interface RunningProxy {
   readonly config: ProxyConfig;
   readonly core: ProxyCore;
   readonly transport: Transport;
   readonly logger: Logger;
+  /** Flood control; undefined with `flood.enabled: false`. */
+  readonly flood: FloodGuard | undefined;
   /** "udp:127.0.0.1:5060", ... as bound. */
   readonly listeners: string[];
   close(): Promise<void>;
@@ -153,10 +157,39 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
       logger.warn('warm-up failed; the first calls will run slower', { error: err instanceof Error ? err.message : String(err) });
     }
 
+    // ---- flood control: every framed message passes it before anything parses it
+    let flood: FloodGuard | undefined;
+    let onMessage: (inbound: Inbound) => void = core.onInbound;
+    if (config.flood.enabled) {
+      const exemptGroups = config.flood.exemptGroups;
+      const guard = new FloodGuard({
+        limits: config.flood,
+        // Asked only when a source goes over its budget (once per window), never per message.
+        // Next hops by address, any port: a PBX answering at a high call rate must never be
+        // blocked, nor its TCP connections from ephemeral ports.
+        isExempt: (address, port) =>
+          dispatcher.isNextHop(address, 0) ||
+          (forwardTarget !== undefined && sameAddress(forwardTarget.address, address)) ||
+          (exemptGroups.length > 0 && acl.current.match(address, port, exemptGroups) !== null),
+        log: logger,
+      });
+      flood = guard;
+      const onInbound = core.onInbound;
+      onMessage = (inbound) => {
+        if (guard.allows(inbound.sourceAddress, inbound.sourcePort)) onInbound(inbound);
+      };
+      // Ends expired blocks (so the end is logged even when the source went quiet) and
+      // forgets idle sources.
+      const sweeper = setInterval(() => guard.sweep(), 1000);
+      sweeper.unref();
+      closers.push(() => clearInterval(sweeper));
+    }
+    const floodGuard = flood;
+
     // ---- the transports
     const transport = await createTransport({
       listen: listenSpecs,
-      onMessage: core.onInbound,
+      onMessage,
       onError: (err, ctx) => {
         const peer = ctx.remoteAddress === undefined ? undefined : `${ctx.remoteAddress}:${ctx.remotePort}`;
         // Refusals at accept are what an operator looks for when a TCP peer cannot get in:
@@ -215,10 +248,18 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
     closers.push(() => runningProber.stop());
 
     // ---- the control socket
+    const dsHandlers = dispatcherControlHandlers(dispatcher, () => store.dispatcher.list(), {
+      isProbed: (setid) => runningProber.isProbed(setid),
+    });
     const control: ControlServer = await startControlServer(
       config.control,
       {
-        'address.reload': async () => acl.reload(config.db),
+        'address.reload': async () => {
+          const report = await acl.reload(config.db);
+          // A source in an exempt group now may be blocked: lift that at once.
+          floodGuard?.recheckExemptions();
+          return report;
+        },
         'address.dump': () => {
           const t = acl.current;
           return { groups: t.groupCounts(), total: t.size, entries: t.entries() };
@@ -229,9 +270,13 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
           const group = args.group === undefined || args.group === null ? null : [Number(args.group)];
           return { match: acl.current.match(ip, port, group) };
         },
-        ...dispatcherControlHandlers(dispatcher, () => store.dispatcher.list(), {
-          isProbed: (setid) => runningProber.isProbed(setid),
-        }),
+        ...dsHandlers,
+        'dispatcher.reload': async (args) => {
+          const summary = await dsHandlers['dispatcher.reload'](args);
+          floodGuard?.recheckExemptions();
+          return summary;
+        },
+        ...floodControlHandlers(floodGuard),
         status: () => ({
           pid: process.pid,
           uptimeS: Math.round((Date.now() - started) / 1000),
@@ -239,6 +284,7 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
           stats: core.stats,
           transport: transport.stats(),
           pairing: core.pairing.size,
+          flood: floodGuard?.stats() ?? { enabled: false },
           memory: process.memoryUsage(),
         }),
       },
@@ -252,6 +298,7 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
       core,
       transport,
       logger,
+      flood: floodGuard,
       listeners,
       close: () =>
         (closing ??= (async () => {
