@@ -12,7 +12,6 @@ import type { Inbound, Listener } from '../../src/transport/types.js';
 
 /** The proxy core's listener in warmUpCore(). */
 const LISTENER: Listener = { id: 0, protocol: 'udp', address: '127.0.0.1', port: 5060, family: 4 };
-const PORT = 5060;
 /** Bytes to fill: a little under the largest IPv4 UDP payload (65,507). */
 const BUDGET = 64_000;
 
@@ -28,10 +27,10 @@ function fill(line: string, budget = BUDGET - 600, max = 980): string[] {
   return out;
 }
 
-function request(opts: { method?: string; uri?: string; extra?: string[]; callId?: string; toTag?: string; from?: string }): string {
+function request(port: number, opts: { method?: string; uri?: string; extra?: string[]; callId?: string; toTag?: string; from?: string }): string {
   const method = opts.method ?? 'INVITE';
   return [
-    `${method} ${opts.uri ?? `sip:bob@127.0.0.1:${PORT}`} SIP/2.0`,
+    `${method} ${opts.uri ?? `sip:bob@127.0.0.1:${port}`} SIP/2.0`,
     'Via: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bK-crafted-1;rport',
     ...(opts.extra ?? []),
     opts.from ?? 'From: <sip:alice@example.com>;tag=f1',
@@ -45,23 +44,24 @@ function request(opts: { method?: string; uri?: string; extra?: string[]; callId
   ].join('\r\n');
 }
 
-/** Every crafted shape, by name. */
-export function craftedRequests(): Record<string, Buffer> {
+/** Every crafted shape, by name, for a proxy on 127.0.0.1:port. */
+export function craftedRequests(port = 5060): Record<string, Buffer> {
+  const req = (opts: Parameters<typeof request>[1]): string => request(port, opts);
   const shapes: Record<string, string> = {
-    'Vias naming us, one per line': request({ extra: fill(`v: SIP/2.0/UDP 127.0.0.1:${PORT};branch=z9hG4bKsc.#`) }),
-    'Vias naming us, one field': request({ extra: [`Via: ${fill(`SIP/2.0/UDP 127.0.0.1:${PORT};branch=z9hG4bK#`, BUDGET - 600, 100_000).join(',')}`] }),
-    'Route fields naming us': request({ extra: fill(`Route: <sip:127.0.0.1:${PORT};lr>`) }),
-    'foreign Route fields': request({ extra: fill('Route: <sip:10.9.9.#:5060;lr>') }),
-    'one Route field, many values': request({ extra: [`Route: ${fill(`<sip:127.0.0.1:${PORT};lr>`, BUDGET - 600, 100_000).join(',')}`] }),
-    'in-dialog, Route fields naming us': request({ method: 'BYE', toTag: ';tag=t1', extra: fill(`Route: <sip:127.0.0.1:${PORT};lr>`) }),
-    'long Call-ID': request({ callId: 'c'.repeat(BUDGET - 600) }),
-    'long From tag': request({ from: `From: <sip:alice@example.com>;tag=${'t'.repeat(BUDGET - 600)}` }),
-    'Proxy-Require fields': request({ extra: fill('Proxy-Require: x#') }),
-    'unknown header fields': request({ extra: fill('X-#: y') }),
-    'Via parameters': request({ extra: [`Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKp;${fill('p#=1', BUDGET - 600, 100_000).join(';')}`] }),
-    'Request-URI parameters': request({ uri: `sip:bob@127.0.0.1:${PORT};${fill('p#=1', BUDGET - 600, 100_000).join(';')}` }),
-    'folded header lines': request({ extra: [`Subject: s\r\n${fill(' w', BUDGET - 600, 100_000).join('\r\n')}`] }),
-    'Contact values (REGISTER)': request({ method: 'REGISTER', extra: fill('Contact: <sip:u#@10.0.0.1:5060>;expires=60') }),
+    'Vias naming us, one per line': req({ extra: fill(`v: SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bKsc.#`) }),
+    'Vias naming us, one field': req({ extra: [`Via: ${fill(`SIP/2.0/UDP 127.0.0.1:${port};branch=z9hG4bK#`, BUDGET - 600, 100_000).join(',')}`] }),
+    'Route fields naming us': req({ extra: fill(`Route: <sip:127.0.0.1:${port};lr>`) }),
+    'foreign Route fields': req({ extra: fill('Route: <sip:10.9.9.#:5060;lr>') }),
+    'one Route field, many values': req({ extra: [`Route: ${fill(`<sip:127.0.0.1:${port};lr>`, BUDGET - 600, 100_000).join(',')}`] }),
+    'in-dialog, Route fields naming us': req({ method: 'BYE', toTag: ';tag=t1', extra: fill(`Route: <sip:127.0.0.1:${port};lr>`) }),
+    'long Call-ID': req({ callId: 'c'.repeat(BUDGET - 600) }),
+    'long From tag': req({ from: `From: <sip:alice@example.com>;tag=${'t'.repeat(BUDGET - 600)}` }),
+    'Proxy-Require fields': req({ extra: fill('Proxy-Require: x#') }),
+    'unknown header fields': req({ extra: fill('X-#: y') }),
+    'Via parameters': req({ extra: [`Via: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bKp;${fill('p#=1', BUDGET - 600, 100_000).join(';')}`] }),
+    'Request-URI parameters': req({ uri: `sip:bob@127.0.0.1:${port};${fill('p#=1', BUDGET - 600, 100_000).join(';')}` }),
+    'folded header lines': req({ extra: [`Subject: s\r\n${fill(' w', BUDGET - 600, 100_000).join('\r\n')}`] }),
+    'Contact values (REGISTER)': req({ method: 'REGISTER', extra: fill('Contact: <sip:u#@10.0.0.1:5060>;expires=60') }),
   };
   const out: Record<string, Buffer> = {};
   for (const [name, text] of Object.entries(shapes)) {

@@ -76,10 +76,10 @@ export async function startUas(
   port: number,
   transport: 'u1' | 't1' = 'u1',
   address = '127.0.0.1',
-  opts: { answerOptions?: boolean } = {},
+  opts: { answerOptions?: boolean; scenario?: string } = {},
 ): Promise<Uas> {
   const dir = mkdtempSync(join(tmpdir(), 'sipctl-uas-'));
-  const args = ['-sf', UAS_XML, '-t', transport, '-i', address, '-p', String(port), '-nostdin', '-trace_stat', '-stf', join(dir, 'uas.csv'), '-fd', '1'];
+  const args = ['-sf', opts.scenario ?? UAS_XML, '-t', transport, '-i', address, '-p', String(port), '-nostdin', '-trace_stat', '-stf', join(dir, 'uas.csv'), '-fd', '1'];
   // -aa: answer OPTIONS (our health probes) with 200 OK.
   if (opts.answerOptions) args.push('-aa');
   const proc = spawn('sipp', args, { stdio: 'ignore', detached: false });
@@ -110,6 +110,8 @@ export async function startUas(
 export interface UacResult extends SippStats {
   code: number | null;
   stderr: string;
+  /** SIPp's error log (unexpected messages, timeouts), first 4,000 characters: why calls failed. */
+  errors: string;
 }
 
 /** Run `calls` calls of uac.xml at `rate` calls/s through the proxy and wait for SIPp to finish. */
@@ -131,6 +133,7 @@ export async function runUac(opts: {
     '-sf', UAC_XML, '-t', opts.transport ?? 'u1', '-s', opts.service ?? 'e2e', '-i', opts.address ?? '127.0.0.1', '-p', String(localPort),
     `127.0.0.1:${opts.proxyPort}`, '-r', String(opts.rate), '-m', String(opts.calls), '-d', '0', '-nostdin',
     '-timeout', `${timeoutS}s`, '-timeout_error', '-trace_stat', '-stf', join(dir, 'uac.csv'), '-fd', '1',
+    '-trace_err', '-error_file', join(dir, 'errors.log'),
   ];
   return new Promise((resolve, reject) => {
     const proc = spawn('sipp', args, { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -144,8 +147,14 @@ export async function runUac(opts: {
     proc.on('exit', (code) => {
       clearTimeout(kill);
       const s = readStats(dir);
+      let errors = '';
+      try {
+        errors = readFileSync(join(dir, 'errors.log'), 'latin1').slice(0, 4000);
+      } catch {
+        // no error log: no errors
+      }
       rmSync(dir, { recursive: true, force: true });
-      resolve({ ...s, code, stderr });
+      resolve({ ...s, code, stderr, errors });
     });
   });
 }
