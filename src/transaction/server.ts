@@ -266,7 +266,6 @@ export class InviteServerTransaction extends ServerTransaction {
       } finally {
         this.terminate();
       }
-      this.user.onAckTimeout(this);
     } else {
       // Timer I (Confirmed) or Timer L (Accepted).
       this.terminate();
