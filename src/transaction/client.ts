@@ -32,7 +32,8 @@ import type { SipMessage } from '../sip/message.js';
 import { parseMessage } from '../sip/parse.js';
 import type { Listener, Target } from '../transport/types.js';
 import { buildAck } from './build.js';
-import type { TimerOwner, TransactionLayer } from './layer.js';
+import type { TransactionLayer } from './layer.js';
+import type { TimerOwner } from './timer-queue.js';
 
 export type ClientState = 'calling' | 'trying' | 'proceeding' | 'completed' | 'accepted' | 'terminated';
 

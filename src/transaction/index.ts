@@ -64,4 +64,5 @@ export {
   type ServerTransactionUser,
 } from './server.js';
 export { DEFAULT_MAX_TRANSACTIONS, MAX_BUCKET, TransactionTable } from './table.js';
-export { DEFAULT_TIMERS, resolveTimers, systemClock, type Clock, type TimerValues } from './timers.js';
+export { TimerEntry, TimerQueue } from './timer-queue.js';
+export { DEFAULT_TIMERS, monotonicClock, resolveTimers, systemClock, type Clock, type TimerValues } from './timers.js';

@@ -5,7 +5,10 @@
  */
 import type { Listener, Target } from '../transport/types.js';
 import { DEFAULT_MAX_TRANSACTIONS, TransactionTable } from './table.js';
-import { resolveTimers, systemClock, type Clock, type TimerValues } from './timers.js';
+import { TimerEntry, TimerQueue, type TimerOwner } from './timer-queue.js';
+import { monotonicClock, resolveTimers, type Clock, type TimerValues } from './timers.js';
+
+export type { TimerOwner };
 
 export interface TransactionLayerOptions {
   /**
@@ -14,7 +17,7 @@ export interface TransactionLayerOptions {
    * Must not throw (Transport.send reports failures through its own onError).
    */
   send(target: Target, bytes: Buffer, via?: Listener): void;
-  /** Default: the system clock (timers unref'd). */
+  /** Default: a monotonic clock (performance.now; a wall-clock step does not move SIP timers), timers unref'd. */
   clock?: Clock;
   /** T1, T2, T4, Timer D, RFC 6026 L/M; defaults of RFC 3261 Table 4. */
   timers?: Partial<TimerValues>;
@@ -30,11 +33,6 @@ export interface TransactionLayerOptions {
   rfc6026?: boolean;
   /** Called when a callback run from a timer threw (the transaction layer goes on). */
   onError?(err: unknown, where: string): void;
-}
-
-/** Something with timers: the layer calls onTimer(kind) when one fires. */
-export interface TimerOwner {
-  onTimer(kind: number): void;
 }
 
 export interface TransactionStats {
@@ -68,29 +66,40 @@ export class TransactionLayer {
     errors: 0,
   };
   private readonly onError: ((err: unknown, where: string) => void) | undefined;
+  private readonly queue: TimerQueue;
 
   constructor(opts: TransactionLayerOptions) {
     this.send = opts.send;
-    this.clock = opts.clock ?? systemClock;
+    this.clock = opts.clock ?? monotonicClock;
     this.timers = resolveTimers(opts.timers);
     this.table = new TransactionTable(opts.maxTransactions ?? DEFAULT_MAX_TRANSACTIONS);
     this.rfc6026 = opts.rfc6026 ?? true;
     this.onError = opts.onError;
-  }
-
-  /** Arms a timer that calls owner.onTimer(kind); a throw inside is caught and reported, never crashes the process. */
-  arm(owner: TimerOwner, kind: number, ms: number): unknown {
-    return this.clock.setTimeout(() => {
+    this.queue = new TimerQueue(this.clock, (e) => {
       try {
-        owner.onTimer(kind);
+        e.owner.onTimer(e.kind);
       } catch (err) {
         this.report(err, 'timer');
       }
-    }, ms);
+    });
   }
 
+  /** Timers armed and not yet fired or disarmed, over every transaction of the layer. */
+  get timerCount(): number {
+    return this.queue.size;
+  }
+
+  /**
+   * Arms a timer that calls owner.onTimer(kind) in `ms`; returns its handle for disarm(). A
+   * throw inside is caught and reported: it never reaches the event loop.
+   */
+  arm(owner: TimerOwner, kind: number, ms: number): unknown {
+    return this.queue.add(owner, kind, ms);
+  }
+
+  /** Disarms a timer (undefined, or one that already fired, is fine). */
   disarm(handle: unknown): void {
-    if (handle !== undefined) this.clock.clearTimeout(handle);
+    if (handle instanceof TimerEntry) this.queue.remove(handle);
   }
 
   report(err: unknown, where: string): void {

@@ -33,7 +33,8 @@ import type { Listener, Target } from '../transport/types.js';
 import { buildCancel, type RequestSource } from './build.js';
 import { createClientTransaction, type ClientTransaction, type ClientTransactionUser } from './client.js';
 import type { RequestKey } from './key.js';
-import type { TimerOwner, TransactionLayer } from './layer.js';
+import type { TransactionLayer } from './layer.js';
+import type { TimerOwner } from './timer-queue.js';
 import { pickBest } from './select.js';
 import { createServerTransaction, type ServerTransaction, type ServerTransactionUser } from './server.js';
 

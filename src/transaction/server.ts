@@ -31,7 +31,8 @@ import type { SipMessage } from '../sip/message.js';
 import type { Target } from '../transport/types.js';
 import { buildLocalResponse, localResponseToTag, type RequestSource } from './build.js';
 import type { RequestKey } from './key.js';
-import type { TimerOwner, TransactionLayer } from './layer.js';
+import type { TransactionLayer } from './layer.js';
+import type { TimerOwner } from './timer-queue.js';
 
 export type ServerState = 'trying' | 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated';
 

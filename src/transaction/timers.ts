@@ -15,6 +15,16 @@ import { systemClock, type Clock } from '../dispatcher/types.js';
 // drives either in tests.
 export { systemClock, type Clock };
 
+/**
+ * The transaction layer's default clock: monotonic time (a wall-clock step must not fire or
+ * delay SIP timers), timers unref'd like the dispatcher's (the sockets keep the process alive).
+ */
+export const monotonicClock: Clock = {
+  now: () => performance.now(),
+  setTimeout: systemClock.setTimeout,
+  clearTimeout: systemClock.clearTimeout,
+};
+
 export interface TimerValues {
   /** RFC 3261 T1 (ms). */
   t1: number;

@@ -70,9 +70,14 @@ export class Harness {
     return this.take().map((s) => (s.msg.isRequest ? s.msg.method : String(s.msg.status)));
   }
 
-  /** Pending timers on the fake clock. */
+  /**
+   * Transaction timers armed (the layer's queue). When it is 0 the fake clock must hold no
+   * timer either: checked here, so that every assertion on it checks both.
+   */
   get pendingTimers(): number {
-    return this.clock.pending;
+    const n = this.layer.timerCount;
+    if (n === 0 && this.clock.pending !== 0) throw new Error(`the timer queue is empty but the clock still holds ${this.clock.pending} timer(s)`);
+    return n;
   }
 }
 
