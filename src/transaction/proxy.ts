@@ -54,11 +54,12 @@ export type ResponseHook = (ptx: ProxyTransaction, branch: ProxyBranch, response
 
 /**
  * Every branch has ended without a 2xx and the transaction was neither cancelled nor ended
- * by a 6xx (Kamailio's failure_route). `best` is the best outcome so far. The hook may
- * addBranch() (try another destination), reply(), or do nothing: the best response then
- * goes upstream.
+ * by a 6xx (Kamailio's failure_route). `best` is the best outcome so far (what goes upstream
+ * if nothing else happens), `ended` the branch whose end made this call (what a failover
+ * rule looks at: its status, `timedOut`, `data`). The hook may addBranch() (try another
+ * destination), reply(), or do nothing: the best response then goes upstream.
  */
-export type FailureHook = (ptx: ProxyTransaction, best: ProxyBranch) => void;
+export type FailureHook = (ptx: ProxyTransaction, best: ProxyBranch, ended: ProxyBranch) => void;
 
 /** What the owner of all proxy transactions provides (shared by every transaction). */
 export interface ProxyTransactionHost {
@@ -393,7 +394,7 @@ export class ProxyTransaction implements ServerTransactionUser {
       this.globalFailure = true;
       this.cancelBranches(false);
     }
-    this.checkDone();
+    this.checkDone(b);
   }
 
   /** @internal A branch ended without a response: timeout (408, §16.8) or transport error (503, §16.9). */
@@ -403,7 +404,7 @@ export class ProxyTransaction implements ServerTransactionUser {
     b.local = true;
     b.timedOut = timedOut;
     this.clearFr(b);
-    this.checkDone();
+    this.checkDone(b);
   }
 
   /** @internal fr_timer or fr_inv_timer fired (§16.8, Timer C). */
@@ -421,7 +422,7 @@ export class ProxyTransaction implements ServerTransactionUser {
     } else {
       b.client.abandon();
     }
-    this.checkDone();
+    this.checkDone(b);
   }
 
   /** @internal A server or client transaction of this context terminated. */
@@ -443,7 +444,7 @@ export class ProxyTransaction implements ServerTransactionUser {
   // ------------------------------------------------------------------ internals
 
   /** When nothing is pending and no final has gone upstream: failure hook, else the best response. */
-  private checkDone(): void {
+  private checkDone(ended: ProxyBranch): void {
     if (this.finalStatus !== 0) return;
     for (const b of this.branches) if (b.status === 0) return;
     const best = pickBest(this.branches);
@@ -451,7 +452,7 @@ export class ProxyTransaction implements ServerTransactionUser {
     const hook = this.onFailure;
     if (hook !== undefined && !this.cancelled && !this.globalFailure && !this.server.terminated) {
       try {
-        hook(this, best);
+        hook(this, best, ended);
       } catch (err) {
         this.layer.report(err, 'onFailure');
       }

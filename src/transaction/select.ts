@@ -8,29 +8,34 @@
  * - otherwise, within a class, the lowest code wins; on a tie, the first one received.
  *
  * Local outcomes (a branch's timeout is a 408, a transport error a 503, §16.8, §16.9) rank
- * like the same code received. What goes upstream when the winner is a 503 is decided by
- * the proxy transaction (a 500, step 6).
+ * behind every response received in the same class: the step lets us pick any response of
+ * the class, and a "486 Busy Here" from the last destination tried tells the caller more
+ * than our own 408 for the one before (Kamailio's faked_reply_prio can be set to the same).
+ * What goes upstream when the winner is a 503 is decided by the proxy transaction (a 500,
+ * step 6).
  */
 
 /** 4xx codes preferred by §16.7 step 6. */
 const RESUBMIT_4XX = new Set([401, 407, 415, 420, 484]);
 
-/** Lower is better. */
-export function responseRank(status: number): number {
-  if (status >= 600 && status < 700) return status;
-  if (status >= 300 && status < 400) return 1000 + status;
-  if (status >= 400 && status < 500) return (RESUBMIT_4XX.has(status) ? 2000 : 3000) + status;
-  if (status >= 500 && status < 600) return 4000 + status;
-  return 9000 + status;
+/** Lower is better. `local`: the outcome is ours (timeout, transport error), not received. */
+export function responseRank(status: number, local = false): number {
+  let group: number;
+  if (status >= 600 && status < 700) group = 0;
+  else if (status >= 300 && status < 400) group = 1;
+  else if (status >= 400 && status < 500) group = RESUBMIT_4XX.has(status) ? 2 : 3;
+  else if (status >= 500 && status < 600) group = 4;
+  else group = 9;
+  return group * 10_000 + (local ? 1000 : 0) + status;
 }
 
 /** The best of the final outcomes (status ≥ 300), or undefined when there is none. */
-export function pickBest<T extends { readonly status: number }>(outcomes: readonly T[]): T | undefined {
+export function pickBest<T extends { readonly status: number; readonly local?: boolean }>(outcomes: readonly T[]): T | undefined {
   let best: T | undefined;
   let bestRank = Infinity;
   for (const o of outcomes) {
     if (o.status < 300) continue;
-    const r = responseRank(o.status);
+    const r = responseRank(o.status, o.local === true);
     if (r < bestRank) {
       best = o;
       bestRank = r;

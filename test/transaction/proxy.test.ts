@@ -210,6 +210,10 @@ describe('choosing the best final response (§16.7 step 6)', () => {
     { outcomes: [480, 407], upstream: 407, forwarded: true },
     { outcomes: [500, 486], upstream: 486, forwarded: true },
     { outcomes: [480, 404], upstream: 404, forwarded: true },
+    // Within a class, what a destination said beats our own timeout / transport error.
+    { outcomes: ['timeout', 486], upstream: 486, forwarded: true },
+    { outcomes: ['transport-error', 504], upstream: 504, forwarded: true },
+    { outcomes: ['timeout', 503], upstream: 408, forwarded: false },
   ];
   for (const row of table) {
     it(`[${row.outcomes.join(', ')}] → ${row.upstream}${row.forwarded ? ' (the response received)' : ' (local)'}`, () => {
@@ -458,11 +462,13 @@ describe('the failure hook (failure_route)', () => {
 
   it('runs after an fr_timer timeout (the branch is marked timedOut) and may try again; when it stops, the best goes up', () => {
     const timedOut: boolean[] = [];
+    const ended: string[] = [];
     const t = setup({
       init: { frTimerMs: 2000 },
       host: {
-        onFailure: (p, best) => {
+        onFailure: (p, best, last) => {
           timedOut.push(best.timedOut);
+          ended.push(`${last.index}:${last.status}${last.timedOut ? ' timeout' : ''}`);
           if (p.branches.length < 3) t.branch(p.branches.length === 1 ? PBX_B : PBX_A);
         },
       },
@@ -473,8 +479,10 @@ describe('the failure hook (failure_route)', () => {
     expect(t.down()).toEqual(['INVITE→10.0.0.21', 'INVITE→10.0.0.21', 'INVITE→10.0.0.21', 'INVITE→10.0.0.22']);
     t.answer(t.ptx.branches[1]!, 486); // B busy → A again
     t.answer(t.ptx.branches[2]!, 404); // third and last
-    // The hook sees the best outcome so far: A's 408 still beats B's 486, the 404 beats both.
-    expect(timedOut).toEqual([true, true, false]);
+    // The hook sees the best outcome so far (B's 486 beats our own 408 for A; the 404 beats
+    // both) and the branch that just ended.
+    expect(timedOut).toEqual([true, false, false]);
+    expect(ended).toEqual(['0:408 timeout', '1:486', '2:404']);
     expect(t.ptx.branches.map((b) => [b.status, b.timedOut])).toEqual([[408, true], [486, false], [404, false]]);
     // best of [408 local, 486, 404] is 404
     expect(t.upLines()).toEqual([404]);
