@@ -10,6 +10,7 @@ import { registerServe } from './commands/serve.js';
 import { registerMigrate } from './commands/migrate.js';
 import { registerAddress } from './commands/address.js';
 import { registerDispatcher } from './commands/dispatcher.js';
+import { registerCluster } from './commands/cluster.js';
 
 export function buildProgram(): Command {
   const program = new Command('sipctl')
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerMigrate(program);
   registerAddress(program);
   registerDispatcher(program);
+  registerCluster(program);
   return program;
 }
 
