@@ -6,7 +6,7 @@
  * `{..., nodes: [{node, ok, result | error}]}`. Exit 1 when any live node failed or did not
  * answer within --timeout.
  */
-import { runOnCluster, type ClusterCommandReport } from '../src/cluster/index.js';
+import { runOnCluster, type ClusterCommandReport } from '../src/cluster/commands.js';
 import { usageError } from '../src/errors.js';
 import { withClusterStore, type DbOption, type JsonOption } from './common.js';
 import { printJson, printLine } from './output.js';

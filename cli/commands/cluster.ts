@@ -6,7 +6,7 @@
  * SQLite database (there is no cluster on a file one node uses).
  */
 import type { Command } from 'commander';
-import { clusterStatus, forgetNode, type ClusterStatus, type NodeStatus } from '../../src/cluster/index.js';
+import { clusterStatus, forgetNode, type ClusterStatus, type NodeStatus } from '../../src/cluster/registry.js';
 import { SipctlError } from '../../src/errors.js';
 import { DB_HELP, withClusterStore, type DbOption, type JsonOption } from '../common.js';
 import { plural, printJson, printLine, printTable, type CellValue } from '../output.js';

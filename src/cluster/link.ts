@@ -27,9 +27,9 @@ import {
   LOADED_TABLES,
   messageOf,
   NOTIFY_CHANNEL,
-  pgClientConfig,
   type PostgresStore,
 } from '../store/index.js';
+import { pgClientConfig } from '../store/postgres.js';
 import { answerCommand, CLUSTER_COMMANDS, readCommand } from './commands.js';
 import type { NodeTables, ReloadResult } from './node-tables.js';
 import { beat, markStopped, recordLoaded, registerNode, tableVersions, type NodeRegistration } from './registry.js';

@@ -29,7 +29,9 @@ export { defaultMigrationsDir, findPackageRoot } from './migrations-dir.js';
 export { isPostgresUrl, storeKind, describeLocation, checkPostgresUrl, type StoreKind } from './location.js';
 export { isConnectionError, messageOf } from './errors.js';
 export type { Sql, SqlParam, Dialect, TransactionMode } from './sql.js';
-export { pgClientConfig, type PgConnectionOptions } from './postgres.js';
+// pgClientConfig lives in './postgres.js', imported directly where needed: importing it from
+// here would load the PostgreSQL driver into every command, SQLite ones included.
+export type { PgConnectionOptions } from './postgres.js';
 export { AddressRepository, describeAddress, type AddressRow, type NewAddress } from './address.js';
 export { DispatcherRepository, type DispatcherRow, type NewDestination } from './dispatcher.js';
 export { TableVersionRepository, LOADED_TABLES, isLoadedTable, type LoadedTable, type TableVersion } from './versions.js';

@@ -14,14 +14,13 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import type { Database } from 'better-sqlite3';
-import pg from 'pg';
+import type pg from 'pg';
 import { SipctlError } from '../errors.js';
 import { AddressRepository } from './address.js';
 import { DispatcherRepository } from './dispatcher.js';
 import { messageOf } from './errors.js';
 import { checkPostgresUrl, describeLocation, isPostgresUrl, type StoreKind } from './location.js';
 import { assertMigrated, migrate, type MigrateReport } from './migrate.js';
-import { pgClientConfig, PgPoolSql } from './postgres.js';
 import type { Sql } from './sql.js';
 import { SqliteSql } from './sqlite.js';
 import { TableVersionRepository } from './versions.js';
@@ -205,7 +204,10 @@ export async function openPostgresStore(url: string, opts: OpenStoreOptions = {}
   const readonly = opts.readonly ?? false;
   const shouldMigrate = !readonly && (opts.migrate ?? true);
 
-  const pool = new pg.Pool({
+  // Loaded only here: a command on a SQLite file does not pay for the PostgreSQL driver.
+  const { default: pgModule } = await import('pg');
+  const { pgClientConfig, PgPoolSql } = await import('./postgres.js');
+  const pool = new pgModule.Pool({
     ...pgClientConfig(url, { applicationName: opts.applicationName, readOnly: readonly, queryTimeoutMs: opts.queryTimeoutMs }),
     max: opts.poolSize ?? 2,
     idleTimeoutMillis: 30_000,
