@@ -63,7 +63,7 @@ for (const kind of stores) describe.skipIf(kind.skip)(`address table loads (${ki
     expect((await holder.reload(db)).total).toBe(1);
   });
 
-  it.skipIf(kind.name === 'sqlite')('a database that went away and came back: the failed reload says why, the next one reconnects', async () => {
+  if (kind.name === 'postgres') it('a database that went away and came back: the failed reload says why, the next one reconnects', async () => {
     const db = await kind.fresh();
     await withTestStore(db, (s) => s.address.add({ grp: 1, ipAddr: '10.0.0.1', mask: 32, port: 0 }));
     expect((await loadAddressTable(db)).table.size).toBe(1);
