@@ -42,20 +42,24 @@ export function printJson(value: unknown): void {
 
 /**
  * A JSON object whose last key is a long list, written one item per line as it is produced
- * (a million-entry table need not be held as one string). The result parses as one document:
+ * (a million-entry table need not be held as one string), from a list or a database cursor. The result parses as one document:
  *   {"total":3,"entries":[
  *   {...},
  *   {...}
  *   ]}
  */
-export function printJsonList(head: Record<string, unknown>, listKey: string, items: Iterable<unknown>): void {
+export async function printJsonList(
+  head: Record<string, unknown>,
+  listKey: string,
+  items: Iterable<unknown> | AsyncIterable<unknown>,
+): Promise<void> {
   const opening = JSON.stringify({ ...head, [listKey]: [] });
   // Re-open the empty list the stringified head ends with: `...,"entries":[]}` → `...,"entries":[`
   process.stdout.write(opening.slice(0, -2) + '\n');
   const BATCH = 1000;
   let batch: string[] = [];
   let first = true;
-  for (const item of items) {
+  for await (const item of items) {
     batch.push(JSON.stringify(item));
     if (batch.length === BATCH) {
       process.stdout.write((first ? '' : ',\n') + batch.join(',\n'));

@@ -11,6 +11,7 @@ import { registerMigrate } from './commands/migrate.js';
 import { registerAddress } from './commands/address.js';
 import { registerDispatcher } from './commands/dispatcher.js';
 import { registerFlood } from './commands/flood.js';
+import { registerCluster } from './commands/cluster.js';
 
 export function buildProgram(): Command {
   const program = new Command('sipctl')
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerAddress(program);
   registerDispatcher(program);
   registerFlood(program);
+  registerCluster(program);
   return program;
 }
 

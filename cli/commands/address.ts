@@ -22,7 +22,7 @@ import {
   type GroupCount,
 } from '../../src/control/index.js';
 import { SipctlError, usageError } from '../../src/errors.js';
-import type { AddressRow, Store } from '../../src/store/index.js';
+import type { AddressRow, StoreTables } from '../../src/store/index.js';
 import {
   formatNetwork,
   formatPort,
@@ -97,9 +97,9 @@ function printGroupCounts(groups: readonly GroupCount[]): void {
 }
 
 /** Print up to `limit` entries as a table, then say how many were left out. */
-function printEntries(entries: Iterable<AddressEntryView>, total: number, limit: number): void {
+async function printEntries(entries: Iterable<AddressEntryView> | AsyncIterable<AddressEntryView>, total: number, limit: number): Promise<void> {
   const shown: CellValue[][] = [];
-  for (const e of entries) {
+  for await (const e of entries) {
     if (shown.length >= limit) break;
     shown.push(entryCells(e));
   }
@@ -162,7 +162,7 @@ async function addCommand(
 ): Promise<void> {
   // Validate before opening the database: bad input never creates or touches a file.
   const entry = validateAddressEntry({ grp, ip, mask, port, tag: tag ?? null });
-  const { id } = withStore(opts, (store) => store.address.add(entry));
+  const { id } = await withStore(opts, (store) => store.address.add(entry));
   const added: AddressEntryView = { id, grp: entry.grp, ipAddr: entry.ipAddr, mask: entry.mask, port: entry.port, tag: entry.tag };
   if (entry.note !== undefined) process.stderr.write(`sipctl: note: ${entry.note}\n`);
 
@@ -190,7 +190,7 @@ async function rmCommand(
   let what: string;
   if (ip === undefined) {
     const id = parseId(idOrGroup);
-    const row = withStore(opts, (store) => store.address.remove(id));
+    const row = await withStore(opts, (store) => store.address.remove(id));
     if (row === null) {
       throw new SipctlError('E_ADDRESS_NOT_FOUND', `no address entry has id ${id}; nothing removed (see 'sipctl address list')`);
     }
@@ -201,7 +201,7 @@ async function rmCommand(
     // narrow the match when given (like `kamctl address rm <grp> <ipaddr>` otherwise).
     const e = validateAddressEntry({ grp: idOrGroup, ip, mask, port });
     const maskGiven = mask !== undefined || ip.includes('/');
-    const rows = withStore(opts, (store) =>
+    const rows = await withStore(opts, (store) =>
       store.address.removeMatchingRows(e.grp, e.ipAddr, maskGiven ? e.mask : undefined, port === undefined ? undefined : e.port),
     );
     const target = `${maskGiven ? formatNetwork(e.ipAddr, e.mask) : e.ipAddr}${port === undefined ? '' : ` port ${e.port}`}`;
@@ -228,34 +228,34 @@ interface ListOptions extends DbOption, JsonOption {
   limit?: string;
 }
 
-function listCommand(opts: ListOptions): void {
+async function listCommand(opts: ListOptions): Promise<void> {
   const grp = parseGroupOption(opts.group);
   const limit = parseLimit(opts.limit);
-  withStore(opts, (store) =>
-    // One read transaction: the total and the rows come from the same snapshot even while
+  await withStore(opts, (store) =>
+    // One read snapshot: the total and the rows come from the same moment even while
     // another sipctl writes.
-    store.db.transaction(() => listFrom(store, grp, limit, opts.json === true))(),
+    store.snapshot((tables) => listFrom(tables, grp, limit, opts.json === true)),
   );
 }
 
-function listFrom(store: Store, grp: number | undefined, limit: number, json: boolean): void {
-  const total = store.address.count(grp);
+async function listFrom(tables: StoreTables, grp: number | undefined, limit: number, json: boolean): Promise<void> {
+  const total = await tables.address.count(grp);
   // The cursor is opened only where it is read to the end (or closed by `break`): an open
   // cursor keeps the connection busy and close() would refuse.
   if (json) {
-    printJsonList({ total }, 'entries', map(store.address.iterate(grp), entryView));
+    await printJsonList({ total }, 'entries', map(tables.address.iterate(grp), entryView));
     return;
   }
   if (total === 0) {
     printLine(grp === undefined ? 'no address entries' : `no address entries in group ${grp}`);
     return;
   }
-  printEntries(map(store.address.iterate(grp), entryView), total, limit);
+  await printEntries(map(tables.address.iterate(grp), entryView), total, limit);
   printLine(`${plural(total, 'entry', 'entries')}${grp === undefined ? '' : ` in group ${grp}`}`);
 }
 
-function* map<A, B>(items: Iterable<A>, fn: (a: A) => B): Generator<B> {
-  for (const a of items) yield fn(a);
+async function* map<A, B>(items: AsyncIterable<A>, fn: (a: A) => B): AsyncGenerator<B> {
+  for await (const a of items) yield fn(a);
 }
 
 async function reloadCommand(opts: ControlOption & JsonOption): Promise<void> {
@@ -276,7 +276,7 @@ async function dumpCommand(opts: DumpOptions): Promise<void> {
   const limit = parseLimit(opts.limit);
   const result = await requestAddressDump(resolveControlPath(opts.control));
   if (opts.json) {
-    printJsonList({ total: result.total, groups: result.groups }, 'entries', result.entries);
+    await printJsonList({ total: result.total, groups: result.groups }, 'entries', result.entries);
     return;
   }
   if (result.total === 0 && result.entries.length === 0) {
@@ -284,7 +284,7 @@ async function dumpCommand(opts: DumpOptions): Promise<void> {
     return;
   }
   printGroupCounts(result.groups);
-  printEntries(result.entries, Math.max(result.total, result.entries.length), limit);
+  await printEntries(result.entries, Math.max(result.total, result.entries.length), limit);
   printLine(`the proxy holds ${plural(result.total, 'entry', 'entries')} in ${plural(result.groups.length, 'group', 'groups')}`);
 }
 
@@ -331,7 +331,7 @@ export function registerAddress(program: Command): void {
     .argument('[tag]', 'free text returned on a match (e.g. the peer name)')
     .option('--reload', 'ask the running proxy to reload the table afterwards')
     .option('--json', 'print the new entry as JSON')
-    .option('--db <path>', DB_HELP)
+    .option('--db <path|url>', DB_HELP)
     .option('--control <path>', CONTROL_HELP)
     .action(addCommand);
 
@@ -344,7 +344,7 @@ export function registerAddress(program: Command): void {
     .argument('[port]', 'only entries with this port')
     .option('--reload', 'ask the running proxy to reload the table afterwards')
     .option('--json', 'print the removed entries as JSON')
-    .option('--db <path>', DB_HELP)
+    .option('--db <path|url>', DB_HELP)
     .option('--control <path>', CONTROL_HELP)
     .action(rmCommand);
 
@@ -354,7 +354,7 @@ export function registerAddress(program: Command): void {
     .option('--group <n>', 'only this group')
     .option('--limit <n>', `show at most this many rows in the table, 0 = all (default ${DEFAULT_TABLE_LIMIT})`)
     .option('--json', 'print {total, entries: [{id, grp, ipAddr, mask, port, tag}]} (all entries)')
-    .option('--db <path>', DB_HELP)
+    .option('--db <path|url>', DB_HELP)
     .action(listCommand);
 
   address

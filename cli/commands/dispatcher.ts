@@ -19,6 +19,7 @@ import { SipctlError, usageError } from '../../src/errors.js';
 import type { DispatcherRow } from '../../src/store/index.js';
 import { plural, printJson, printLine, printTable, type CellValue } from '../output.js';
 import { CONTROL_HELP, DB_HELP, withStore, type ControlOption, type DbOption, type JsonOption } from '../common.js';
+import { CLUSTER_DB_HELP, CLUSTER_HELP, runClusterCommand, TIMEOUT_HELP, type ClusterOption } from '../cluster-run.js';
 
 // Taken by the proxy-facing subcommands too (as `sipctl address` does), so a script can pass
 // the same options to every call; the proxy itself reads the database it was started with.
@@ -147,10 +148,10 @@ async function addCommand(setidText: string, uriText: string, opts: AddOptions):
   parseAttrs(attrs);
   const description = opts.description ?? '';
 
-  const row = withStore(opts, (store) => {
+  const row = await withStore(opts, async (store) => {
     // The same destination spelled differently (host case, default parameters) would make
     // the next reload fail; refuse it here instead, naming the row it clashes with.
-    for (const other of store.dispatcher.list(setid)) {
+    for (const other of await store.dispatcher.list(setid)) {
       let same = false;
       try {
         same = parseDestinationUri(other.destination).normalized === uri.normalized;
@@ -164,8 +165,8 @@ async function addCommand(setidText: string, uriText: string, opts: AddOptions):
         );
       }
     }
-    const { id } = store.dispatcher.add({ setid, destination, flags, priority, attrs, description });
-    return store.dispatcher.get(id)!;
+    const { id } = await store.dispatcher.add({ setid, destination, flags, priority, attrs, description });
+    return (await store.dispatcher.get(id))!;
   });
 
   if (opts.json) {
@@ -184,7 +185,7 @@ interface RmOptions extends DbOption, ControlOption, JsonOption {
 
 async function rmCommand(idText: string, opts: RmOptions): Promise<void> {
   const id = parseId(idText);
-  const row = withStore(opts, (store) => store.dispatcher.remove(id));
+  const row = await withStore(opts, (store) => store.dispatcher.remove(id));
   if (row === null) {
     throw new SipctlError('E_DS_NOT_FOUND', `no destination has id ${id}; nothing removed (see 'sipctl dispatcher list')`);
   }
@@ -201,9 +202,9 @@ interface ListOptions extends DbOption, JsonOption {
   set?: string;
 }
 
-function listCommand(opts: ListOptions): void {
+async function listCommand(opts: ListOptions): Promise<void> {
   const setid = opts.set === undefined ? undefined : parseSetid(opts.set);
-  const rows = withStore(opts, (store) => store.dispatcher.list(setid));
+  const rows = await withStore(opts, (store) => store.dispatcher.list(setid));
   if (opts.json) {
     printJson({ total: rows.length, destinations: rows });
     return;
@@ -275,21 +276,37 @@ async function dumpCommand(opts: ControlOption & JsonOption): Promise<void> {
   printLine(`the proxy holds ${plural(total, 'destination', 'destinations')} in ${plural(dump.sets.length, 'set', 'sets')}`);
 }
 
-async function setStateCommand(stateText: string, setidText: string, uriText: string, opts: ControlOption & JsonOption): Promise<void> {
+function setStateText(state: string, setid: number, uri: string, changed: number): string {
+  const which = uri === 'all' ? `all destinations of set ${setid}` : `${uri} in set ${setid}`;
+  return changed === 0 ? `${which}: already ${state}, nothing changed` : `${which}: ${plural(changed, 'destination', 'destinations')} now ${state}`;
+}
+
+async function setStateCommand(
+  stateText: string,
+  setidText: string,
+  uriText: string,
+  opts: ControlOption & JsonOption & ClusterOption,
+): Promise<void> {
   const state = parseState(stateText);
   const setid = parseSetid(setidText);
   const uri = uriText.trim();
   if (uri !== 'all') parseDestinationUri(uri);
-  const path = resolveControlPath(opts.control);
   const cmd = CONTROL_COMMANDS.dispatcherSetState;
+  if (opts.cluster) {
+    // Every node's own sets: each answers {changed} as its control socket would.
+    await runClusterCommand(opts, 'dispatcher set-state', cmd, { state, setid, uri }, { state, setid, uri }, (r) =>
+      setStateText(state, setid, uri, typeof r.changed === 'number' ? r.changed : 0),
+    );
+    return;
+  }
+  const path = resolveControlPath(opts.control);
   const result = await controlRequest(path, cmd, { state, setid, uri });
   const { changed } = shape(path, cmd, result, (r) => ({ changed: num(r, 'changed') }));
   if (opts.json) {
     printJson({ state, setid, uri, changed });
     return;
   }
-  const which = uri === 'all' ? `all destinations of set ${setid}` : `${uri} in set ${setid}`;
-  printLine(changed === 0 ? `${which}: already ${state}, nothing changed` : `${which}: ${plural(changed, 'destination', 'destinations')} now ${state}`);
+  printLine(setStateText(state, setid, uri, changed));
 }
 
 // ---- registration --------------------------------------------------------------------------
@@ -310,7 +327,7 @@ export function registerDispatcher(program: Command): void {
     .option('--description <s>', 'free text')
     .option('--reload', 'ask the running proxy to reload the sets afterwards')
     .option('--json', 'print the new row as JSON')
-    .option('--db <path>', DB_HELP)
+    .option('--db <path|url>', DB_HELP)
     .option('--control <path>', CONTROL_HELP)
     .action(addCommand);
 
@@ -320,7 +337,7 @@ export function registerDispatcher(program: Command): void {
     .argument('<id>', "destination id (see 'sipctl dispatcher list')")
     .option('--reload', 'ask the running proxy to reload the sets afterwards')
     .option('--json', 'print the removed row as JSON')
-    .option('--db <path>', DB_HELP)
+    .option('--db <path|url>', DB_HELP)
     .option('--control <path>', CONTROL_HELP)
     .action(rmCommand);
 
@@ -329,7 +346,7 @@ export function registerDispatcher(program: Command): void {
     .description('list the destinations in the database')
     .option('--set <n>', 'only this set')
     .option('--json', 'print {total, destinations: [{id, setid, destination, flags, priority, attrs, description}]}')
-    .option('--db <path>', DB_HELP)
+    .option('--db <path|url>', DB_HELP)
     .action(listCommand);
 
   dispatcher
@@ -354,8 +371,10 @@ export function registerDispatcher(program: Command): void {
     .argument('<state>', DESTINATION_STATES.join('|'))
     .argument('<setid>', 'set id')
     .argument('<uri|all>', "a destination URI of the set, or 'all'")
-    .option('--json', 'print {state, setid, uri, changed}')
+    .option('--json', 'print {state, setid, uri, changed} ({state, setid, uri, nodes: [{node, ok, result}]} with --cluster)')
+    .option('--cluster', CLUSTER_HELP)
+    .option('--timeout <s>', TIMEOUT_HELP)
     .option('--control <path>', CONTROL_HELP)
-    .option('--db <path>', DB_IGNORED_HELP)
+    .option('--db <path|url>', CLUSTER_DB_HELP)
     .action(setStateCommand);
 }

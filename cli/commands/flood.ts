@@ -6,6 +6,7 @@
  * Exit codes: 0 done; 1 failure (proxy unreachable, the address was not blocked);
  * 2 bad input (an address that is not one).
  */
+import { CLUSTER_DB_HELP, CLUSTER_HELP, runClusterCommand, TIMEOUT_HELP, type ClusterOption } from '../cluster-run.js';
 import type { Command } from 'commander';
 import { resolveControlPath } from '../../src/config/paths.js';
 import { requestFloodList, requestFloodUnblock, type FloodListResult, type FloodSourceView } from '../../src/control/index.js';
@@ -51,9 +52,18 @@ async function listCommand(opts: ControlOption & JsonOption): Promise<void> {
   );
 }
 
-async function unblockCommand(ip: string, opts: ControlOption & JsonOption): Promise<void> {
+async function unblockCommand(ip: string, opts: ControlOption & JsonOption & ClusterOption): Promise<void> {
   // Checked before the proxy is asked: a typo is a usage error (exit 2), not "not blocked".
   const address = parseSourceAddress(ip);
+  if (opts.cluster) {
+    // Every node's own flood table: each answers {unblocked, ...} as its control socket would.
+    const report = await runClusterCommand(opts, 'flood unblock', 'flood.unblock', { ip: address }, { address }, (r) =>
+      r.unblocked === true ? `unblocked ${address}` : `${address} is not blocked; nothing changed`,
+    );
+    // As without --cluster: exit 1 when no node had it blocked.
+    if (!report.answers.some((a) => a.ok && (a.result as { unblocked?: unknown } | undefined)?.unblocked === true)) process.exitCode = 1;
+    return;
+  }
   const result = await requestFloodUnblock(resolveControlPath(opts.control), address);
   if (!result.unblocked) process.exitCode = 1;
   if (opts.json) {
@@ -81,7 +91,10 @@ export function registerFlood(program: Command): void {
     .command('unblock')
     .description('lift the block on a source address now (exit 1 when it was not blocked)')
     .argument('<ip>', 'the blocked source address, IPv4 or IPv6')
-    .option('--json', 'print {address, unblocked, dropped, blockedSince}')
+    .option('--json', 'print {address, unblocked, dropped, blockedSince} ({address, nodes: [{node, ok, result}]} with --cluster)')
+    .option('--cluster', CLUSTER_HELP)
+    .option('--timeout <s>', TIMEOUT_HELP)
     .option('--control <path>', CONTROL_HELP)
+    .option('--db <path|url>', CLUSTER_DB_HELP)
     .action(unblockCommand);
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { loadConfigFile } from '../../src/config/load.js';
 import { applyConfig, defaultConfig, type ProxyConfig } from '../../src/config/schema.js';
 import { Logger } from '../../src/log/logger.js';
+import { describeLocation } from '../../src/store/location.js';
 
 interface ServeFlags {
   config?: string;
@@ -12,6 +13,7 @@ interface ServeFlags {
   logLevel?: string;
   alias?: string[];
   advertise?: string;
+  node?: string;
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -32,6 +34,7 @@ export function resolveServeConfig(flags: ServeFlags): ProxyConfig {
   if (flags.alias !== undefined) over.aliases = flags.alias;
   if (flags.advertise !== undefined) over.advertise = flags.advertise;
   if (flags.logLevel !== undefined) over.log = { level: flags.logLevel };
+  if (flags.node !== undefined) over.cluster = { node: flags.node };
   return applyConfig(config, over, 'flags');
 }
 
@@ -43,11 +46,12 @@ export function registerServe(program: Command): void {
     .option('--config <file>', 'config file (YAML); flags override it')
     .option('--listen <spec>', 'listen on PROTO:IP:PORT, e.g. udp:127.0.0.1:5060 or tcp:[::1]:5060 (repeatable)', collect)
     .option('--forward <uri>', 'send every initial request to this next hop, e.g. sip:10.0.0.21:5060')
-    .option('--db <path>', 'SQLite database (default ./data/sipctl.db, env SIPCTL_DB)')
+    .option('--db <path|url>', 'SQLite database file, or postgres://USER@HOST:PORT/DB shared by several nodes (default ./data/sipctl.db, env SIPCTL_DB)')
     .option('--control <path>', 'control socket (default ./data/sipctl.sock, env SIPCTL_CONTROL)')
     .option('--alias <host>', 'another name or address[:port] that means this proxy (repeatable)', collect)
     .option('--advertise <host[:port]>', 'the address peers reach this proxy at, for Via and Record-Route (needed with 0.0.0.0 / [::] listeners or NAT)')
     .option('--log-level <level>', 'error, warn, info or debug')
+    .option('--node <name>', 'this node\'s name in the shared database\'s node table (default HOST:PORT)')
     .action(async (flags: ServeFlags) => {
       const config = resolveServeConfig(flags);
       const logger = new Logger({ level: config.log.level });
@@ -58,7 +62,7 @@ export function registerServe(program: Command): void {
       const { startProxy } = await import('../../src/serve/start.js');
       const proxy = await startProxy(config, { logger });
       process.stdout.write(
-        `sipctl serving on ${proxy.listeners.join(', ')} (control ${config.control}, db ${config.db}, pid ${process.pid})\n`,
+        `sipctl serving on ${proxy.listeners.join(', ')} (control ${config.control}, db ${describeLocation(config.db)}, pid ${process.pid})\n`,
       );
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {

@@ -3,19 +3,23 @@
  * file read-only and builds the table's typed arrays here, off the proxy's thread, then hands
  * the ArrayBuffers over (transferred, not copied). SQLite is read only at start and on reload,
  * never per message; the proxy keeps routing with the old table while this runs.
+ * A `postgres://` location is read the same way, in one query (src/store/pg-address-read.ts).
+ * Either way the table's version (table_version) is read in the same snapshot as the rows.
  */
 import { existsSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { SipctlError } from '../errors.js';
 import { AddressRowCollector, transferList, type TableParts } from './build.js';
-import { readAddressRows } from './read-rows.js';
+import { addPackedRows, readAddressRows } from './read-rows.js';
+import { isPostgresUrl } from '../store/location.js';
+import { PostgresAddressReader } from '../store/pg-address-read.js';
 
 export type LoadWorkerReply =
-  | { ok: true; parts: TableParts; readMs: number }
+  | { ok: true; parts: TableParts; readMs: number; version: number | null }
   | { ok: false; code: string; message: string };
 
-function loadParts(dbPath: string): { parts: TableParts; readMs: number } {
+function loadParts(dbPath: string): { parts: TableParts; readMs: number; version: number | null } {
   if (!existsSync(dbPath)) {
     throw new SipctlError('E_ACL_DB_MISSING', `database ${dbPath} does not exist (run \`sipctl migrate\` or pass --db)`);
   }
@@ -27,9 +31,14 @@ function loadParts(dbPath: string): { parts: TableParts; readMs: number } {
     throw new SipctlError('E_ACL_DB_UNREADABLE', `cannot open database ${dbPath}: ${(err as Error).message}`);
   }
   const collector = new AddressRowCollector();
+  let version: number | null = null;
   try {
     try {
-      readAddressRows(db, collector);
+      // One read transaction: the rows and their version are one snapshot.
+      db.transaction(() => {
+        version = readVersion(db);
+        readAddressRows(db, collector);
+      })();
     } catch (err) {
       if (err instanceof SipctlError) throw err;
       const message = (err as Error).message;
@@ -39,25 +48,75 @@ function loadParts(dbPath: string): { parts: TableParts; readMs: number } {
       throw new SipctlError('E_ACL_DB_UNREADABLE', `cannot read the address table of ${dbPath}: ${message}`);
     }
     const readMs = performance.now() - started;
-    return { parts: collector.finish(), readMs };
+    return { parts: collector.finish(), readMs, version };
   } finally {
     db.close();
   }
 }
 
+/** The address table's change counter; null in a database made before migration 003. */
+function readVersion(db: Database.Database): number | null {
+  try {
+    const row = db.prepare("SELECT version FROM table_version WHERE table_name = 'address'").get() as { version: number } | undefined;
+    return row === undefined ? null : Number(row.version);
+  } catch {
+    return null;
+  }
+}
+
+async function loadPartsPostgres(reader: PostgresAddressReader): Promise<{ parts: TableParts; readMs: number; version: number | null }> {
+  const started = performance.now();
+  const collector = new AddressRowCollector();
+  let version: number | null;
+  try {
+    ({ version } = await reader.read({
+      packed: (text, count, tags) => addPackedRows(text, count, tags, collector),
+      row: (v) => collector.add(v[0], v[1], v[2], v[3], v[4], v[5]),
+    }));
+  } catch (err) {
+    if (err instanceof SipctlError) throw err;
+    const message = (err as Error).message || String((err as { code?: unknown }).code ?? err);
+    if (/relation "address" does not exist/i.test(message)) {
+      throw new SipctlError('E_ACL_NO_TABLE', `database ${reader.location} has no address table (run \`sipctl migrate\`)`);
+    }
+    throw new SipctlError('E_ACL_DB_UNREADABLE', `cannot read the address table of ${reader.location}: ${message}`);
+  }
+  return { parts: collector.finish(), readMs: performance.now() - started, version };
+}
+
+function failure(err: unknown): LoadWorkerReply {
+  return err instanceof SipctlError
+    ? { ok: false, code: err.code, message: err.message }
+    : { ok: false, code: 'E_ACL_RELOAD_FAILED', message: err instanceof Error ? err.message : String(err) };
+}
+
 const port = parentPort;
 if (port) {
-  let reply: LoadWorkerReply;
-  let transfer: ArrayBuffer[] = [];
-  try {
-    const { parts, readMs } = loadParts((workerData as { dbPath: string }).dbPath);
-    reply = { ok: true, parts, readMs };
-    transfer = transferList(parts);
-  } catch (err) {
-    reply =
-      err instanceof SipctlError
-        ? { ok: false, code: err.code, message: err.message }
-        : { ok: false, code: 'E_ACL_RELOAD_FAILED', message: err instanceof Error ? err.message : String(err) };
+  const { dbPath, kept } = workerData as { dbPath: string; kept?: boolean };
+  if (kept) {
+    // Kept for the process (PostgreSQL): one connection, reused by every reload; each 'load'
+    // message gets one reply.
+    const reader = new PostgresAddressReader(dbPath);
+    let tail: Promise<unknown> = Promise.resolve();
+    port.on('message', () => {
+      tail = tail.then(() =>
+        loadPartsPostgres(reader).then(
+          ({ parts, readMs, version }) => port.postMessage({ ok: true, parts, readMs, version } satisfies LoadWorkerReply, transferList(parts)),
+          (err: unknown) => port.postMessage(failure(err)),
+        ),
+      );
+    });
+  } else {
+    let reply: LoadWorkerReply;
+    let transfer: ArrayBuffer[] = [];
+    try {
+      if (isPostgresUrl(dbPath)) throw new SipctlError('E_ACL_RELOAD_FAILED', 'a PostgreSQL address table is loaded by a kept worker');
+      const { parts, readMs, version } = loadParts(dbPath);
+      reply = { ok: true, parts, readMs, version };
+      transfer = transferList(parts);
+    } catch (err) {
+      reply = failure(err);
+    }
+    port.postMessage(reply, transfer);
   }
-  port.postMessage(reply, transfer);
 }

@@ -12,12 +12,16 @@ import { SipctlError } from '../errors.js';
 import type { LoadWorkerReply } from './load-worker.js';
 import { AddressTable, type GroupCount } from './table.js';
 import { startLoadWorker } from './worker-start.js';
+import type { Worker } from 'node:worker_threads';
+import { isPostgresUrl } from '../store/location.js';
 
 export interface ReloadReport {
   groups: GroupCount[];
   total: number;
   /** Wall time of the load, worker start to table ready, in milliseconds. */
   ms: number;
+  /** The table's version (table_version) the rows were read at; null when the database has none. */
+  version: number | null;
 }
 
 function reloadFailed(reason: string, cause?: unknown): SipctlError {
@@ -25,12 +29,31 @@ function reloadFailed(reason: string, cause?: unknown): SipctlError {
 }
 
 /**
- * Reads the `address` table of the SQLite file at `dbPath` (read-only) and builds a table, in a
- * worker thread. Rejects with E_ACL_RELOAD_FAILED and the reason (missing file, no `address`
- * table, a bad row, ...); the `cause` carries the underlying code (E_ACL_BAD_ROW, ...).
+ * Reads the `address` table of the SQLite file at `dbPath` (read-only), or of the PostgreSQL
+ * database when `dbPath` is a postgres:// URL, and builds a table, in a worker thread. Rejects
+ * with E_ACL_RELOAD_FAILED and the reason (missing file, no `address` table, a bad row, ...);
+ * the `cause` carries the underlying code (E_ACL_BAD_ROW, ...).
+ *
+ * A SQLite reload starts a worker and lets it exit. A PostgreSQL reload goes to one worker
+ * kept for the process, holding its database connection: in a cluster every change makes
+ * every node reload, and starting a thread, loading the driver and logging in each time
+ * would cost more than reading a small table (hundreds of ms on a busy host, against a few).
  */
-export function loadAddressTable(dbPath: string): Promise<{ table: AddressTable; ms: number }> {
+export function loadAddressTable(dbPath: string): Promise<{ table: AddressTable; ms: number; version: number | null }> {
   const started = performance.now();
+  const reply = isPostgresUrl(dbPath) ? keptLoader(dbPath).load() : loadOnce(dbPath);
+  return reply.then((r) => {
+    if (!r.ok) throw reloadFailed(r.message, new SipctlError(r.code, r.message));
+    try {
+      return { table: new AddressTable(r.parts), ms: performance.now() - started, version: r.version };
+    } catch (err) {
+      throw reloadFailed((err as Error).message, err);
+    }
+  });
+}
+
+/** A one-shot worker: it posts one reply and exits. */
+function loadOnce(dbPath: string): Promise<LoadWorkerReply> {
   return new Promise((resolve, reject) => {
     let worker;
     try {
@@ -45,23 +68,74 @@ export function loadAddressTable(dbPath: string): Promise<{ table: AddressTable;
       settled = true;
       outcome();
     };
-    worker.once('message', (reply: LoadWorkerReply) => {
-      settle(() => {
-        if (!reply.ok) {
-          reject(reloadFailed(reply.message, new SipctlError(reply.code, reply.message)));
-          return;
-        }
-        try {
-          const table = new AddressTable(reply.parts);
-          resolve({ table, ms: performance.now() - started });
-        } catch (err) {
-          reject(reloadFailed((err as Error).message, err));
-        }
-      });
-    });
+    worker.once('message', (reply: LoadWorkerReply) => settle(() => resolve(reply)));
     worker.once('error', (err: Error) => settle(() => reject(reloadFailed(err.message, err))));
     worker.once('exit', (code) => settle(() => reject(reloadFailed(`the load worker exited (code ${code}) without a table`))));
   });
+}
+
+/** The kept worker for one database: one request at a time, restarted if it dies. */
+class KeptLoader {
+  private worker: Worker | null = null;
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly dbPath: string) {}
+
+  load(): Promise<LoadWorkerReply> {
+    const run = () => this.request();
+    const reply = this.tail.then(run, run);
+    this.tail = reply.catch(() => undefined);
+    return reply;
+  }
+
+  private request(): Promise<LoadWorkerReply> {
+    return new Promise((resolve, reject) => {
+      let worker: Worker;
+      try {
+        this.worker ??= startLoadWorker(this.dbPath, { kept: true });
+        worker = this.worker;
+        // The proxy's exit must not wait for it.
+        worker.unref();
+      } catch (err) {
+        reject(reloadFailed((err as Error).message, err));
+        return;
+      }
+      const done = (): void => {
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+      };
+      const onMessage = (reply: LoadWorkerReply): void => {
+        done();
+        resolve(reply);
+      };
+      const onError = (err: Error): void => {
+        done();
+        this.worker = null;
+        reject(reloadFailed(err.message, err));
+      };
+      const onExit = (code: number): void => {
+        done();
+        this.worker = null;
+        reject(reloadFailed(`the load worker exited (code ${code}) without a table`));
+      };
+      worker.on('message', onMessage);
+      worker.once('error', onError);
+      worker.once('exit', onExit);
+      worker.postMessage('load');
+    });
+  }
+}
+
+const keptLoaders = new Map<string, KeptLoader>();
+
+function keptLoader(dbPath: string): KeptLoader {
+  let l = keptLoaders.get(dbPath);
+  if (l === undefined) {
+    l = new KeptLoader(dbPath);
+    keptLoaders.set(dbPath, l);
+  }
+  return l;
 }
 
 /**
@@ -100,7 +174,12 @@ export class AddressTableHolder {
         );
       }
       this.current = loaded.table;
-      return { groups: loaded.table.groupCounts(), total: loaded.table.size, ms: Math.round(loaded.ms * 10) / 10 };
+      return {
+        groups: loaded.table.groupCounts(),
+        total: loaded.table.size,
+        ms: Math.round(loaded.ms * 10) / 10,
+        version: loaded.version,
+      };
     };
     request.report = this.tail.then(run, run);
     this.tail = request.report.catch(() => undefined);

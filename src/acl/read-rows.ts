@@ -47,6 +47,18 @@ export function readAddressRows(db: Database.Database, collector: AddressRowColl
   }
 }
 
+/**
+ * Adds `count` rows packed as the chunks above are, with their tags as [id, tag] pairs in id
+ * order — what the PostgreSQL reader (src/store/pg-address-read.ts) fetches in one query.
+ * Returns false, keeping none of them, when the text does not hold exactly `count` good rows.
+ */
+export function addPackedRows(text: string, count: number, tagged: [unknown, unknown][], collector: AddressRowCollector): boolean {
+  const mark = collector.count;
+  if (addPacked(text, new TagCursor(tagged), collector) === count) return true;
+  collector.truncate(mark);
+  return false;
+}
+
 /** The tags, sorted by id, walked in step with the rows. */
 class TagCursor {
   at = 0;

@@ -43,15 +43,19 @@ import(workerData.entry).catch((err) => { process.nextTick(() => { throw err; })
 let layout: 'compiled' | 'source' | undefined;
 let compiledSources: Record<string, string> | undefined;
 
-/** Starts the load worker for `dbPath`; it posts one LoadWorkerReply and exits. */
-export function startLoadWorker(dbPath: string): Worker {
+/**
+ * Starts the load worker for `dbPath`; it posts one LoadWorkerReply and exits — or, `kept`,
+ * answers every 'load' message it is sent with one (see load.ts).
+ */
+export function startLoadWorker(dbPath: string, opts: { kept?: boolean } = {}): Worker {
+  const kept = opts.kept === true;
   layout ??= existsSync(fileURLToPath(compiledEntry)) ? 'compiled' : existsSync(fileURLToPath(sourceEntry)) ? 'source' : undefined;
-  if (layout === 'compiled') return new Worker(compiledEntry, { workerData: { dbPath } });
+  if (layout === 'compiled') return new Worker(compiledEntry, { workerData: { dbPath, kept } });
   if (layout === 'source') {
     compiledSources ??= compileGraph(sourceEntry);
     return new Worker(SOURCE_SHIM, {
       eval: true,
-      workerData: { dbPath, entry: sourceEntry.href, hooks: SOURCE_HOOKS, sources: compiledSources },
+      workerData: { dbPath, kept, entry: sourceEntry.href, hooks: SOURCE_HOOKS, sources: compiledSources },
     });
   }
   throw new Error(`the address-table load worker is missing beside ${fileURLToPath(import.meta.url)} (rebuild with \`make build\`)`);

@@ -7,6 +7,7 @@ import { usageError } from '../errors.js';
 import type { LogLevel } from '../log/logger.js';
 import { DEFAULT_CONTROL_PATH, DEFAULT_DB_PATH } from './paths.js';
 import type { ProbeConfig } from '../dispatcher/probe.js';
+import { checkPostgresUrl, isPostgresUrl } from '../store/location.js';
 
 /** Health-probe options (`dispatcher.probe`, `dispatcher.probeSets`): the prober's own type. */
 export type { ProbeConfig } from '../dispatcher/probe.js';
@@ -94,6 +95,8 @@ export interface ProxyConfig {
   };
   /** The CANCEL / non-2xx-ACK pairing map's bounds. */
   pairing: { maxEntries: number; ttlMs: number };
+  /** Several nodes on one PostgreSQL database (README "Running several nodes"). */
+  cluster: ClusterConfig;
   /** Flood control per source address (Kamailio's pike); see src/flood/guard.ts. */
   flood: FloodConfig;
 }
@@ -151,6 +154,7 @@ export function defaultConfig(): ProxyConfig {
     pairing: { maxEntries: 200_000, ttlMs: 32_000 },
     // Why these numbers: README "Flood control".
     flood: { enabled: true, maxRequests: 100, windowS: 2, blockS: 120, exemptGroups: [], maxTracked: 100_000 },
+    cluster: { node: undefined, heartbeatS: 5, reloadDelayMs: 50, retryMaxS: 10 },
   };
 }
 
@@ -231,7 +235,7 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   if (!isObj(input)) throw usageError('E_CONFIG_BAD_FILE', `config${where ? ' ' + where : ''}: expected a mapping of options at the top level`);
   checkKeys(
     input,
-    ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'initialRoutes', 'log', 'acl', 'dispatcher', 'tcp', 'pairing', 'flood'],
+    ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'initialRoutes', 'log', 'acl', 'dispatcher', 'tcp', 'pairing', 'flood', 'cluster'],
     '',
   );
   const c: ProxyConfig = structuredClone(base);
@@ -246,7 +250,10 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
       bad('advertise', `expected HOST or HOST:PORT (IPv6 in brackets), got ${JSON.stringify(c.advertise)}`);
     }
   }
-  if (input.db !== undefined) c.db = str(input.db, 'db');
+  if (input.db !== undefined) {
+    c.db = str(input.db, 'db');
+    if (isPostgresUrl(c.db)) checkPostgresUrl(c.db, 'config db:');
+  }
   if (input.control !== undefined) c.control = str(input.control, 'control');
   if (input.forward !== undefined) c.forward = input.forward === null ? undefined : str(input.forward, 'forward');
   if (input.recordRoute !== undefined) c.recordRoute = bool(input.recordRoute, 'recordRoute');
@@ -359,5 +366,36 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
       c.flood.exemptGroups = list.map((x, i) => int(x, `flood.exemptGroups[${i}]`, 0, 0xffff_ffff));
     }
   }
+  if (input.cluster !== undefined) c.cluster = clusterConfig(input.cluster, c.cluster);
+  return c;
+}
+
+// ---- cluster (src/cluster/) ----------------------------------------------------------------
+
+export interface ClusterConfig {
+  /** This node's name in the `node` table; default `<host name>:<first SIP port>`. */
+  node: string | undefined;
+  /** Seconds between heartbeats; a node three heartbeats late is shown stale. */
+  heartbeatS: number;
+  /** Change notices within this many ms make one reload. */
+  reloadDelayMs: number;
+  /** Longest wait between attempts to reach the database again, s. */
+  retryMaxS: number;
+}
+
+function clusterConfig(v: unknown, base: ClusterConfig): ClusterConfig {
+  if (!isObj(v)) bad('cluster', 'expected a mapping');
+  checkKeys(v, ['node', 'heartbeatS', 'reloadDelayMs', 'retryMaxS'], 'cluster.');
+  const c = { ...base };
+  if (v.node !== undefined) {
+    c.node = v.node === null ? undefined : str(v.node, 'cluster.node');
+    // Shown in tables and sent as part of an application_name: printable, no commas.
+    if (c.node !== undefined && !/^[A-Za-z0-9._:@/-]{1,48}$/.test(c.node)) {
+      bad('cluster.node', `expected up to 48 letters, digits or . _ : @ / -, got ${JSON.stringify(c.node)}`);
+    }
+  }
+  if (v.heartbeatS !== undefined) c.heartbeatS = int(v.heartbeatS, 'cluster.heartbeatS', 1, 3_600);
+  if (v.reloadDelayMs !== undefined) c.reloadDelayMs = int(v.reloadDelayMs, 'cluster.reloadDelayMs', 0, 10_000);
+  if (v.retryMaxS !== undefined) c.retryMaxS = int(v.retryMaxS, 'cluster.retryMaxS', 1, 3_600);
   return c;
 }

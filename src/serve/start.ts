@@ -29,6 +29,7 @@ import type { Dispatch } from '../proxy/services.js';
 import { createDefaultRoute } from '../route/default.js';
 import type { Route } from '../route/api.js';
 import { openStore } from '../store/index.js';
+import { createNode, NODE_STORE_OPTIONS } from '../cluster/index.js';
 import { warmUp } from './warm-up.js';
 import { createTransport, formatListenSpec, parseListenSpec } from '../transport/index.js';
 import type { Inbound, Target, Transport } from '../transport/types.js';
@@ -65,13 +66,17 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
   const rules = config.dispatcher.rules.map((r) => ({ ...r, parsed: parseAlgorithm(r.algorithm) }));
 
   // ---- the store: migrated on open so a fresh machine just works
-  const store = openStore(config.db);
+  const store = await openStore(config.db, NODE_STORE_OPTIONS);
   const closers: Array<() => unknown> = [() => store.close()];
+  // The tables' versions and reloads; on PostgreSQL, the link to the other nodes (src/cluster/).
+  const node = createNode({ store, config, logger });
+  closers.push(() => node.close());
   try {
     // ---- the address table
     const acl = new AddressTableHolder();
     const aclReport = await acl.reload(config.db);
     logger.info('address table loaded', { entries: aclReport.total, groups: aclReport.groups.length, ms: aclReport.ms });
+    node.tables.address.seed(aclReport.version);
     if (aclReport.total === 0) {
       logger.warn('the address table is empty: every request will get 401 until you add entries and reload (sipctl address add ...; sipctl address reload)');
     }
@@ -84,7 +89,9 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
       log: (line) => logger.info(line),
     });
     closers.push(() => dispatcher.close());
-    const dsReport = await dispatcher.reload(store.dispatcher.list());
+    const dsVersion = await store.versions.get('dispatcher'); // read before the rows: see NodeTables
+    const dsReport = await dispatcher.reload(await store.dispatcher.list());
+    node.tables.dispatcher.seed(dsVersion);
     logger.info('dispatcher sets loaded', { destinations: dsReport.total, sets: dsReport.sets.length, ms: dsReport.ms });
 
     // ---- the --forward next hop: resolved now and when its DNS answer expires
@@ -253,7 +260,7 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
     });
     const control: ControlServer = await startControlServer(
       config.control,
-      {
+      node.wrap({
         'address.reload': async () => {
           const report = await acl.reload(config.db);
           // A source in an exempt group now may be blocked: lift that at once.
@@ -287,10 +294,14 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
           flood: floodGuard?.stats() ?? { enabled: false },
           memory: process.memoryUsage(),
         }),
-      },
+      }),
       { onHandlerError: (cmd, err) => logger.error('control command failed', { cmd, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }) },
     );
     closers.push(() => control.close());
+
+    // ---- the cluster (PostgreSQL): LISTEN for table changes, register, heartbeat
+    await node.start(listeners);
+    closers.push(() => node.close());
 
     let closing: Promise<void> | undefined;
     return {

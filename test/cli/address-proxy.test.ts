@@ -1,14 +1,14 @@
 /**
  * The `sipctl address` subcommands that talk to a running proxy (reload, dump, test, and
  * --reload on writes), against a real control server started here with handlers of our own
- * that read the same SQLite file (the real proxy wiring lives in `sipctl serve`).
+ * that read the same database (the real proxy wiring lives in `sipctl serve`), on both stores.
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startControlServer, type AddressEntryView, type ControlServer } from '../../src/control/index.js';
 import { SipctlError } from '../../src/errors.js';
-import { openStore } from '../../src/store/index.js';
 import { runCli, stderrLines, stdoutLines, useTempDirs } from '../helpers/cli.js';
+import { useStores, withTestStore } from '../helpers/stores.js';
 
 interface FakeProxy {
   server: ControlServer;
@@ -16,19 +16,18 @@ interface FakeProxy {
 }
 
 /** What a proxy would hold after loading `dbPath`: groups, counts, entries. */
-function loadFrom(dbPath: string): { groups: { grp: number; count: number }[]; entries: AddressEntryView[] } {
-  const store = openStore(dbPath, { readonly: true });
-  try {
-    const entries = store.address.list().map((r) => ({ id: r.id, grp: r.grp, ipAddr: r.ip_addr, mask: r.mask, port: r.port, tag: r.tag }));
+async function loadFrom(dbPath: string): Promise<{ groups: { grp: number; count: number }[]; entries: AddressEntryView[] }> {
+  return withTestStore(dbPath, async (store) => {
+    const entries = (await store.address.list()).map((r) => ({ id: r.id, grp: r.grp, ipAddr: r.ip_addr, mask: r.mask, port: r.port, tag: r.tag }));
     const counts = new Map<number, number>();
     for (const e of entries) counts.set(e.grp, (counts.get(e.grp) ?? 0) + 1);
     return { groups: [...counts].map(([grp, count]) => ({ grp, count })), entries };
-  } finally {
-    store.close();
-  }
+  }, { readonly: true });
 }
 
-describe('sipctl address: talking to the proxy', () => {
+const stores = useStores();
+
+for (const kind of stores) describe.skipIf(kind.skip)(`sipctl address: talking to the proxy (${kind.name})`, () => {
   const tempDir = useTempDirs();
   const servers: ControlServer[] = [];
   afterEach(async () => {
@@ -37,11 +36,11 @@ describe('sipctl address: talking to the proxy', () => {
 
   async function fakeProxy(dbPath: string, overrides: Record<string, () => unknown> = {}): Promise<FakeProxy> {
     const calls: FakeProxy['calls'] = [];
-    let held = loadFrom(dbPath);
+    let held = await loadFrom(dbPath);
     const server = await startControlServer(join(tempDir(), 'sipctl.sock'), {
-      'address.reload': (args) => {
+      'address.reload': async (args) => {
         calls.push({ cmd: 'address.reload', args });
-        held = loadFrom(dbPath);
+        held = await loadFrom(dbPath);
         return { groups: held.groups, total: held.entries.length, ms: 1.5 };
       },
       'address.dump': (args) => {
@@ -60,17 +59,17 @@ describe('sipctl address: talking to the proxy', () => {
     return { server, calls };
   }
 
-  function seeded(): string {
-    const db = join(tempDir(), 'sipctl.db');
-    const store = openStore(db);
-    store.address.add({ grp: 250, ipAddr: '10.8.203.139', mask: 32, port: 5060, tag: 'TestServer' });
-    store.address.add({ grp: 200, ipAddr: '192.168.1.0', mask: 24, port: 0, tag: 'OfficeSubnet' });
-    store.close();
+  async function seeded(): Promise<string> {
+    const db = await kind.fresh();
+    await withTestStore(db, async (store) => {
+      await store.address.add({ grp: 250, ipAddr: '10.8.203.139', mask: 32, port: 5060, tag: 'TestServer' });
+      await store.address.add({ grp: 200, ipAddr: '192.168.1.0', mask: 24, port: 0, tag: 'OfficeSubnet' });
+    });
     return db;
   }
 
   it('add --reload writes the row, then the proxy reloads and sees it', async () => {
-    const db = seeded();
+    const db = await seeded();
     const proxy = await fakeProxy(db);
     const r = await runCli(['address', 'add', '300', '172.16.0.0', '12', '--reload', '--db', db, '--control', proxy.server.path]);
     expect(r.code).toBe(0);
@@ -86,7 +85,7 @@ describe('sipctl address: talking to the proxy', () => {
   });
 
   it('add --reload with no proxy: the row stays, one line says so and names the socket, exit 1', async () => {
-    const db = seeded();
+    const db = await seeded();
     const nowhere = join(tempDir(), 'nobody.sock');
     const r = await runCli(['address', 'add', '300', '172.16.0.1', '--reload', '--db', db, '--control', nowhere]);
     expect(r.code).toBe(1);
@@ -94,11 +93,11 @@ describe('sipctl address: talking to the proxy', () => {
     expect(stderrLines(r)).toEqual([
       `sipctl: added id 3 (saved in the database), but the proxy was not reloaded: no sipctl proxy is listening on ${nowhere} (start one with 'sipctl serve', or pass --control PATH)`,
     ]);
-    expect(loadFrom(db).entries.map((e) => e.id)).toEqual([2, 1, 3]);
+    expect((await loadFrom(db)).entries.map((e) => e.id)).toEqual([2, 1, 3]);
   });
 
   it('add --json --reload with no proxy still prints the written entry as JSON, then the error', async () => {
-    const db = seeded();
+    const db = await seeded();
     const nowhere = join(tempDir(), 'nobody.sock');
     const r = await runCli(['address', 'add', '300', '172.16.0.1', '--json', '--reload', '--db', db, '--control', nowhere]);
     expect(r.code).toBe(1);
@@ -108,7 +107,7 @@ describe('sipctl address: talking to the proxy', () => {
   });
 
   it('reload prints the per-group counts and the time; --json the result as is', async () => {
-    const db = seeded();
+    const db = await seeded();
     const proxy = await fakeProxy(db);
     const r = await runCli(['address', 'reload', '--control', proxy.server.path]);
     expect(r.code).toBe(0);
@@ -131,7 +130,7 @@ describe('sipctl address: talking to the proxy', () => {
   });
 
   it("finds the proxy through SIPCTL_CONTROL, and the default ./data/sipctl.sock", async () => {
-    const db = seeded();
+    const db = await seeded();
     const proxy = await fakeProxy(db);
     const viaEnv = await runCli(['address', 'reload'], { env: { SIPCTL_CONTROL: proxy.server.path } });
     expect(viaEnv.code).toBe(0);
@@ -145,7 +144,7 @@ describe('sipctl address: talking to the proxy', () => {
   });
 
   it("passes the proxy's refusal on: its message, exit 1", async () => {
-    const db = seeded();
+    const db = await seeded();
     const proxy = await fakeProxy(db, {
       'address.reload': () => {
         throw new SipctlError('E_ACL_RELOAD_FAILED', 'reload failed, keeping the old table: row 9: mask 40 is out of range');
@@ -157,7 +156,7 @@ describe('sipctl address: talking to the proxy', () => {
   });
 
   it('dump shows what the proxy holds, as a table and as JSON', async () => {
-    const db = seeded();
+    const db = await seeded();
     const proxy = await fakeProxy(db);
     const table = await runCli(['address', 'dump', '--control', proxy.server.path]);
     expect(table.code).toBe(0);
@@ -178,8 +177,8 @@ describe('sipctl address: talking to the proxy', () => {
   });
 
   it('dump of an empty table says every request will be refused', async () => {
-    const db = join(tempDir(), 'empty.db');
-    openStore(db).close();
+    const db = await kind.fresh();
+    await withTestStore(db, async () => undefined);
     const proxy = await fakeProxy(db);
     const r = await runCli(['address', 'dump', '--control', proxy.server.path]);
     expect(r.code).toBe(0);
@@ -187,7 +186,7 @@ describe('sipctl address: talking to the proxy', () => {
   });
 
   it('test: a match exits 0 and names the entry; the address is sent in canonical form', async () => {
-    const db = seeded();
+    const db = await seeded();
     const proxy = await fakeProxy(db);
     const r = await runCli(['address', 'test', '10.8.203.139', '5060', '--group', '250', '--control', proxy.server.path]);
     expect(r.code).toBe(0);
@@ -206,7 +205,7 @@ describe('sipctl address: talking to the proxy', () => {
   });
 
   it('test: no match exits 1 and says so on stdout (also with --json)', async () => {
-    const db = seeded();
+    const db = await seeded();
     const proxy = await fakeProxy(db);
     const r = await runCli(['address', 'test', '[2001:DB8::7]', '5060', '--control', proxy.server.path]);
     expect(r.code).toBe(1);
@@ -220,7 +219,7 @@ describe('sipctl address: talking to the proxy', () => {
   });
 
   it('test: bad input is refused before the proxy is asked', async () => {
-    const db = seeded();
+    const db = await seeded();
     const proxy = await fakeProxy(db);
     const r = await runCli(['address', 'test', '10.8.203.1399', '--control', proxy.server.path]);
     expect(r.code).toBe(2);

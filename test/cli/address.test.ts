@@ -6,34 +6,42 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { openStore, type AddressRow } from '../../src/store/index.js';
+import type { AddressRow } from '../../src/store/index.js';
 import { runCli, stderrLines, stdoutLines, useTempDirs, type CliResult } from '../helpers/cli.js';
+import { addressRows as rows, useStores, withTestStore } from '../helpers/stores.js';
 
-function rows(dbPath: string): AddressRow[] {
-  const store = openStore(dbPath, { readonly: true });
-  try {
-    return store.address.list();
-  } finally {
-    store.close();
-  }
-}
+const stores = useStores();
 
-describe('sipctl address: bad input', () => {
+describe('sipctl address: bad input, SQLite file', () => {
   const tempDir = useTempDirs();
+
+  it('does not even create the database file for bad input', async () => {
+    const fresh = join(tempDir(), 'data', 'never.db');
+    const r = await runCli(['address', 'add', '1', '10.0.0.300', '--db', fresh]);
+    expect(r.code).toBe(2);
+    expect(existsSync(fresh)).toBe(false);
+  });
+
+  it('works on a fresh machine: the default database is created and migrated on first use', async () => {
+    const cwd = tempDir();
+    const empty = await runCli(['address', 'list'], { cwd });
+    expect(empty.code).toBe(0);
+    expect(stdoutLines(empty)).toEqual(['no address entries']);
+    const json = await runCli(['address', 'list', '--json'], { cwd });
+    expect(JSON.parse(json.stdout)).toEqual({ total: 0, entries: [] });
+    expect(existsSync(join(cwd, 'data', 'sipctl.db'))).toBe(true);
+  });
+});
+
+for (const kind of stores) describe.skipIf(kind.skip)(`sipctl address: bad input (${kind.name})`, () => {
   let db: string;
   let before: AddressRow[];
 
   beforeAll(async () => {
-    // One shared database for the read-only cases (made in beforeAll, so not via useTempDirs).
-    const { mkdtempSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const dir = mkdtempSync(join(tmpdir(), 'sipctl-cli-bad-'));
-    db = join(dir, 'sipctl.db');
-    const store = openStore(db);
-    store.address.add({ grp: 250, ipAddr: '10.8.203.139', mask: 32, port: 5060, tag: 'TestServer' });
-    store.close();
-    before = rows(db);
-    return () => rmSync(dir, { recursive: true, force: true });
+    // One shared database for the read-only cases.
+    db = await kind.fresh();
+    await withTestStore(db, (s) => s.address.add({ grp: 250, ipAddr: '10.8.203.139', mask: 32, port: 5060, tag: 'TestServer' }));
+    before = await rows(db);
   });
 
   // [arguments after `address`, what the one stderr line must say]
@@ -73,19 +81,11 @@ describe('sipctl address: bad input', () => {
     expect(lines[0]).toMatch(/^sipctl: /);
     expect(lines[0]).toMatch(said);
     expect(r.stdout).toBe('');
-    expect(rows(db)).toEqual(before);
-  });
-
-  it('does not even create the database file for bad input', async () => {
-    const fresh = join(tempDir(), 'data', 'never.db');
-    const r = await runCli(['address', 'add', '1', '10.0.0.300', '--db', fresh]);
-    expect(r.code).toBe(2);
-    expect(existsSync(fresh)).toBe(false);
+    expect(await rows(db)).toEqual(before);
   });
 });
 
-describe('sipctl address: add, list, rm', () => {
-  const tempDir = useTempDirs();
+for (const kind of stores) describe.skipIf(kind.skip)(`sipctl address: add, list, rm (${kind.name})`, () => {
 
   async function ok(args: string[], db: string): Promise<CliResult> {
     const r = await runCli(['address', ...args, '--db', db]);
@@ -94,7 +94,7 @@ describe('sipctl address: add, list, rm', () => {
   }
 
   it('round trip: add (with the host-bits note and IPv6 normalisation), list as table and JSON, rm', async () => {
-    const db = join(tempDir(), 'sipctl.db');
+    const db = await kind.fresh();
 
     const a = await ok(['add', '250', '10.8.203.139', '32', '5060', 'TestServer'], db);
     expect(stdoutLines(a)).toEqual(['added id 1: group 250, 10.8.203.139/32, port 5060, tag TestServer']);
@@ -140,11 +140,11 @@ describe('sipctl address: add, list, rm', () => {
     expect(stdoutLines(await ok(['rm', '1'], db))).toEqual([
       'removed id 1: group 250, 10.8.203.139/32, port 5060, tag TestServer',
     ]);
-    expect(rows(db).map((r) => r.id)).toEqual([2]);
+    expect((await rows(db)).map((r) => r.id)).toEqual([2]);
   });
 
   it('rm that matches nothing exits 1 with one line and removes nothing', async () => {
-    const db = join(tempDir(), 'sipctl.db');
+    const db = await kind.fresh();
     await ok(['add', '5', '10.1.0.0', '16'], db);
     for (const [args, said] of [
       [['rm', '42'], "no address entry has id 42; nothing removed (see 'sipctl address list')"],
@@ -158,11 +158,11 @@ describe('sipctl address: add, list, rm', () => {
       expect(stderrLines(r)).toHaveLength(1);
       expect(stderrLines(r)[0]).toContain(said);
     }
-    expect(rows(db)).toHaveLength(1);
+    expect(await rows(db)).toHaveLength(1);
   });
 
   it('rm <grp> <ip> removes every mask and port for that address unless narrowed', async () => {
-    const db = join(tempDir(), 'sipctl.db');
+    const db = await kind.fresh();
     await ok(['add', '5', '10.1.0.0', '16'], db);
     await ok(['add', '5', '10.1.0.0', '16', '5060'], db);
     await ok(['add', '5', '10.1.0.0/24'], db);
@@ -177,31 +177,21 @@ describe('sipctl address: add, list, rm', () => {
       'removed id 1: group 5, 10.1.0.0/16, any port',
       'removed id 3: group 5, 10.1.0.0/24, any port',
     ]);
-    expect(rows(db).map((r) => [r.id, r.grp])).toEqual([[4, 6]]);
-  });
-
-  it('works on a fresh machine: the default database is created and migrated on first use', async () => {
-    const cwd = tempDir();
-    const empty = await runCli(['address', 'list'], { cwd });
-    expect(empty.code).toBe(0);
-    expect(stdoutLines(empty)).toEqual(['no address entries']);
-    const json = await runCli(['address', 'list', '--json'], { cwd });
-    expect(JSON.parse(json.stdout)).toEqual({ total: 0, entries: [] });
-    expect(existsSync(join(cwd, 'data', 'sipctl.db'))).toBe(true);
+    expect((await rows(db)).map((r) => [r.id, r.grp])).toEqual([[4, 6]]);
   });
 
   it('uses SIPCTL_DB when --db is not given', async () => {
-    const db = join(tempDir(), 'env.db');
+    const db = await kind.fresh();
     const r = await runCli(['address', 'add', '1', '10.0.0.1'], { env: { SIPCTL_DB: db } });
     expect(r.code).toBe(0);
-    expect(rows(db)).toHaveLength(1);
+    expect(await rows(db)).toHaveLength(1);
   });
 
   it('limits the table and says how many rows it left out; --json always prints all', async () => {
-    const db = join(tempDir(), 'sipctl.db');
-    const store = openStore(db);
-    for (let i = 0; i < 5; i++) store.address.add({ grp: 1, ipAddr: `10.0.0.${i}`, mask: 32, port: 0 });
-    store.close();
+    const db = await kind.fresh();
+    await withTestStore(db, async (store) => {
+      for (let i = 0; i < 5; i++) await store.address.add({ grp: 1, ipAddr: `10.0.0.${i}`, mask: 32, port: 0 });
+    });
     const limited = stdoutLines(await ok(['list', '--limit', '2'], db));
     expect(limited.filter((l) => /│\s+\d+ │/.test(l))).toHaveLength(2);
     expect(limited).toContain('… 3 more entries not shown (--limit 0 shows all, --json prints all)');
@@ -209,5 +199,22 @@ describe('sipctl address: add, list, rm', () => {
     const all = stdoutLines(await ok(['list', '--limit', '0'], db));
     expect(all.filter((l) => /│\s+\d+ │/.test(l))).toHaveLength(5);
     expect(JSON.parse((await ok(['list', '--limit', '2', '--json'], db)).stdout).entries).toHaveLength(5);
+  });
+
+  it('list --json streams a table bigger than one cursor batch, in order, all of it', async () => {
+    const db = await kind.fresh();
+    await withTestStore(db, async () => undefined);
+    await kind.raw(
+      db,
+      `WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < 5000)
+       INSERT INTO address (grp, ip_addr, mask, port) SELECT i % 3, '10.' || (i / 65536) || '.' || ((i / 256) % 256) || '.' || (i % 256), 32, 0 FROM s`,
+    );
+    const listed = JSON.parse((await ok(['list', '--json'], db)).stdout) as { total: number; entries: { id: number; grp: number }[] };
+    expect(listed.total).toBe(5000);
+    expect(listed.entries).toHaveLength(5000);
+    const order = listed.entries.map((e) => [e.grp, e.id]);
+    expect(order).toEqual([...order].sort((a, b) => a[0]! - b[0]! || a[1]! - b[1]!));
+    const table = stdoutLines(await ok(['list', '--limit', '3'], db));
+    expect(table).toContain('… 4,997 more entries not shown (--limit 0 shows all, --json prints all)');
   });
 });

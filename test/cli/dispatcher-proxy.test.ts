@@ -1,6 +1,7 @@
 /**
  * `sipctl dispatcher reload | dump | set-state` and `add/rm --reload`, against a control
- * server started in this test with the dispatcher's own handlers over a real SQLite file.
+ * server started in this test with the dispatcher's own handlers over a real database (a
+ * SQLite file, a PostgreSQL database).
  */
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,8 +9,8 @@ import { startControlServer, type ControlServer } from '../../src/control/index.
 import { dispatcherControlHandlers } from '../../src/dispatcher/control.js';
 import { DispatcherHolder } from '../../src/dispatcher/holder.js';
 import type { StateChange } from '../../src/dispatcher/types.js';
-import { openStore } from '../../src/store/index.js';
 import { runCli, stderrLines, stdoutLines, useTempDirs } from '../helpers/cli.js';
+import { useStores, withTestStore } from '../helpers/stores.js';
 
 const servers: ControlServer[] = [];
 const holders: DispatcherHolder[] = [];
@@ -19,25 +20,20 @@ afterEach(async () => {
   for (const h of holders.splice(0)) h.close();
 });
 
-describe('sipctl dispatcher against a running control socket', () => {
+const stores = useStores();
+
+for (const kind of stores) describe.skipIf(kind.skip)(`sipctl dispatcher against a running control socket (${kind.name})`, () => {
   const tempDir = useTempDirs('sipctl-ds-');
 
   async function proxy() {
     const dir = tempDir();
-    const db = join(dir, 'sipctl.db');
+    const db = await kind.fresh();
     const control = join(dir, 'ctl.sock');
     const changes: StateChange[] = [];
     const holder = new DispatcherHolder({ onStateChange: (c) => changes.push(c) });
     holders.push(holder);
-    const loadRows = () => {
-      const store = openStore(db);
-      try {
-        return store.dispatcher.list();
-      } finally {
-        store.close();
-      }
-    };
-    await holder.reload(loadRows());
+    const loadRows = () => withTestStore(db, (s) => s.dispatcher.list());
+    await holder.reload(await loadRows());
     servers.push(await startControlServer(control, { ...dispatcherControlHandlers(holder, loadRows) }));
     const cli = (...args: string[]) => {
       const sub = args[0]!;
@@ -103,9 +99,7 @@ describe('sipctl dispatcher against a running control socket', () => {
     expect(stderrLines(noUri)).toEqual(['sipctl: set 3 has no destination sip:127.0.0.1:5099 (it has: sip:127.0.0.1:5080)']);
 
     // A row the CLI would refuse, written behind its back: the reload fails, nothing changes.
-    const store = openStore(db);
-    store.dispatcher.add({ setid: 3, destination: 'sip:127.0.0.1:5081', attrs: 'wieght=5' });
-    store.close();
+    await withTestStore(db, (s) => s.dispatcher.add({ setid: 3, destination: 'sip:127.0.0.1:5081', attrs: 'wieght=5' }));
     const before = holder.current;
     const r = await cli('reload');
     expect(r.code).toBe(1);
@@ -117,7 +111,7 @@ describe('sipctl dispatcher against a running control socket', () => {
 
   it('says so when no proxy listens, after a write that did happen', async () => {
     const dir = tempDir();
-    const db = join(dir, 'sipctl.db');
+    const db = await kind.fresh();
     const control = join(dir, 'nobody.sock');
     const r = await runCli(['dispatcher', 'add', '1', 'sip:127.0.0.1:5090', '--reload', '--db', db, '--control', control]);
     expect(r.code).toBe(1);

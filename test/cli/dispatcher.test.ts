@@ -3,34 +3,44 @@
  * add / list / rm round trips, --json. The proxy-facing subcommands are in
  * dispatcher-proxy.test.ts.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { openStore, type DispatcherRow } from '../../src/store/index.js';
+import type { DispatcherRow } from '../../src/store/index.js';
 import { runCli, stderrLines, stdoutLines, useTempDirs } from '../helpers/cli.js';
+import { dispatcherRows as rows, useStores, withTestStore } from '../helpers/stores.js';
 
-function rows(dbPath: string): DispatcherRow[] {
-  const store = openStore(dbPath, { readonly: true });
-  try {
-    return store.dispatcher.list();
-  } finally {
-    store.close();
-  }
-}
+const stores = useStores();
 
-describe('sipctl dispatcher: bad input', () => {
+describe('sipctl dispatcher: SQLite file', () => {
+  const tempDir = useTempDirs();
+
+  it('does not create the database file for bad input', async () => {
+    const fresh = join(tempDir(), 'data', 'never.db');
+    const r = await runCli(['dispatcher', 'add', '1', 'sips:x.example.com', '--db', fresh]);
+    expect(r.code).toBe(2);
+    expect(existsSync(fresh)).toBe(false);
+  });
+
+  it('set-state --cluster needs the shared PostgreSQL store: one line, exit 2', async () => {
+    const db = join(tempDir(), 'sipctl.db');
+    const r = await runCli(['dispatcher', 'set-state', 'inactive', '1', 'all', '--cluster', '--db', db]);
+    expect(r.code).toBe(2);
+    expect(stderrLines(r)).toEqual([
+      `sipctl: dispatcher set-state --cluster needs the shared PostgreSQL store: --db postgres://USER@HOST:PORT/DB (or SIPCTL_DB); ${db} is a SQLite file, which only one node uses`,
+    ]);
+  });
+});
+
+for (const kind of stores) describe.skipIf(kind.skip)(`sipctl dispatcher: bad input (${kind.name})`, () => {
   let db: string;
   let before: DispatcherRow[];
 
-  beforeAll(() => {
-    const dir = mkdtempSync(join(tmpdir(), 'sipctl-cli-ds-bad-'));
-    db = join(dir, 'sipctl.db');
-    const store = openStore(db);
-    store.dispatcher.add({ setid: 1, destination: 'sip:10.0.0.1:5060', priority: 5 });
-    store.close();
-    before = rows(db);
-    return () => rmSync(dir, { recursive: true, force: true });
+  beforeAll(async () => {
+    db = await kind.fresh();
+    await withTestStore(db, (s) => s.dispatcher.add({ setid: 1, destination: 'sip:10.0.0.1:5060', priority: 5 }));
+    before = await rows(db);
   });
 
   // [arguments after `dispatcher`, what the one stderr line must say]
@@ -53,6 +63,7 @@ describe('sipctl dispatcher: bad input', () => {
     [['set-state', 'up', '1', 'all'], /unknown state "up"; use one of: active, inactive, disabled, probing/],
     [['set-state', 'active', 'x', 'all'], /set id 'x'/],
     [['set-state', 'active', '1', 'nope'], /destination 'nope': not a SIP URI/],
+    [['set-state', 'active', '1', 'all', '--cluster', '--timeout', 'soon'], /--timeout "soon" is not a number of seconds from 0 to 600/],
     [['frob'], /unknown command 'frob'/],
   ];
 
@@ -66,22 +77,13 @@ describe('sipctl dispatcher: bad input', () => {
     expect(lines[0]).toMatch(/^sipctl: /);
     expect(lines[0]).toMatch(said);
     expect(r.stdout).toBe('');
-    expect(rows(db)).toEqual(before);
+    expect(await rows(db)).toEqual(before);
   });
 });
 
-describe('sipctl dispatcher: database round trips', () => {
-  const tempDir = useTempDirs();
-
-  it('does not create the database file for bad input', async () => {
-    const fresh = join(tempDir(), 'data', 'never.db');
-    const r = await runCli(['dispatcher', 'add', '1', 'sips:x.example.com', '--db', fresh]);
-    expect(r.code).toBe(2);
-    expect(existsSync(fresh)).toBe(false);
-  });
-
+for (const kind of stores) describe.skipIf(kind.skip)(`sipctl dispatcher: database round trips (${kind.name})`, () => {
   it('add, list (table and JSON), rm', async () => {
-    const db = join(tempDir(), 'sipctl.db');
+    const db = await kind.fresh();
     const a = await runCli([
       'dispatcher', 'add', '1', 'sip:10.0.0.1:5060', '--priority', '10', '--attrs', 'weight=60;duid=pbx-a', '--description', 'PBX A', '--db', db,
     ]);
@@ -108,7 +110,7 @@ describe('sipctl dispatcher: database round trips', () => {
     const rm = await runCli(['dispatcher', 'rm', '1', '--db', db]);
     expect(rm.code).toBe(0);
     expect(stdoutLines(rm)).toEqual(['removed id 1: set 1, sip:10.0.0.1:5060, priority 10, attrs weight=60;duid=pbx-a, "PBX A"']);
-    expect(rows(db).map((r) => r.id)).toEqual([2]);
+    expect((await rows(db)).map((r) => r.id)).toEqual([2]);
 
     const again = await runCli(['dispatcher', 'rm', '1', '--db', db]);
     expect(again.code).toBe(1);
@@ -119,7 +121,7 @@ describe('sipctl dispatcher: database round trips', () => {
   });
 
   it('refuses a second spelling of a destination already in the set', async () => {
-    const db = join(tempDir(), 'sipctl.db');
+    const db = await kind.fresh();
     expect((await runCli(['dispatcher', 'add', '1', 'sip:[2001:db8::1]:5060', '--db', db])).code).toBe(0);
     const r = await runCli(['dispatcher', 'add', '1', 'sip:[2001:DB8::1]:5060', '--db', db]);
     expect(r.code).toBe(2);

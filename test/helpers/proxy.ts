@@ -29,12 +29,14 @@ export interface StartProxyOptions {
   /** Commands to run against the fresh database before the proxy starts (e.g. address add). */
   setup?: ReadonlyArray<readonly string[]>;
   dir?: string;
+  /** The database (default: a SQLite file in the temp dir); a postgres:// URL shares one among proxies. */
+  db?: string;
   timeoutMs?: number;
 }
 
 export async function startProxyProcess(opts: StartProxyOptions = {}): Promise<ProxyProcess> {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), 'sipctl-e2e-'));
-  const db = join(dir, 'sipctl.db');
+  const db = opts.db ?? join(dir, 'sipctl.db');
   const control = join(dir, 'sipctl.sock');
   const cli = (args: readonly string[]): Promise<CliResult> => runCli([...args, '--db', db, ...(needsControl(args) ? ['--control', control] : [])]);
   for (const cmd of opts.setup ?? []) {

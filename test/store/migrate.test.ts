@@ -1,17 +1,23 @@
-import { copyFileSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { defaultMigrationsDir, listMigrations, migrate, openStore, schemaVersion } from '../../src/store/index.js';
+import {
+  defaultMigrationsDir,
+  listMigrations,
+  migrate,
+  openStore,
+  schemaVersion,
+  translateMigration,
+} from '../../src/store/index.js';
+import { rejection } from '../helpers/errors.js';
+import { useStores, withTestStore } from '../helpers/stores.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
-import { catchError } from '../helpers/errors.js';
 
-function tableNames(db: BetterSqlite3.Database): string[] {
-  const rows = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as { name: string }[];
-  return rows.map((r) => r.name).filter((n) => !n.startsWith('sqlite_'));
-}
+const SHIPPED = ['001_address.sql', '002_dispatcher.sql', '003_cluster.sql'];
+const TABLES = ['address', 'cluster_command', 'cluster_command_result', 'dispatcher', 'node', 'node_table', 'schema_migrations', 'table_version'];
 
-/** A migrations folder holding the real 001 and 002 plus the extra files given. */
+/** A migrations folder holding the shipped files plus the extra files given. */
 function migrationsWith(dir: string, extra: Record<string, string>): string {
   const target = join(dir, 'migrations');
   mkdirSync(target);
@@ -22,108 +28,152 @@ function migrationsWith(dir: string, extra: Record<string, string>): string {
   return target;
 }
 
-describe('migrations', () => {
+const stores = useStores();
+
+describe('migrations on disk', () => {
   const tempDir = useTempDirs();
 
   it('finds the shipped migrations from the sources', () => {
-    const names = listMigrations().map((m) => m.name);
-    expect(names.slice(0, 2)).toEqual(['001_address.sql', '002_dispatcher.sql']);
+    expect(listMigrations().map((m) => m.name)).toEqual(SHIPPED);
   });
 
-  it('applies every migration once on a fresh file and records it', () => {
-    const path = join(tempDir(), 'sipctl.db');
-    const store = openStore(path);
-    try {
-      expect(store.migration?.applied.map((m) => m.name)).toEqual(['001_address.sql', '002_dispatcher.sql']);
-      expect(store.migration?.version).toBe(2);
-      expect(tableNames(store.db)).toEqual(['address', 'dispatcher', 'schema_migrations']);
-      const recorded = store.db.prepare('SELECT version, name, applied_at FROM schema_migrations ORDER BY version').all() as {
-        version: number;
-        name: string;
-        applied_at: string;
-      }[];
-      expect(recorded.map((r) => [r.version, r.name])).toEqual([
-        [1, '001_address.sql'],
-        [2, '002_dispatcher.sql'],
-      ]);
-      for (const r of recorded) expect(Number.isNaN(Date.parse(r.applied_at))).toBe(false);
-    } finally {
-      store.close();
-    }
-  });
-
-  it('applies nothing the second time', () => {
-    const path = join(tempDir(), 'sipctl.db');
-    openStore(path).close();
-    const again = openStore(path);
-    try {
-      expect(again.migration).toEqual({ applied: [], version: 2, latest: 2 });
-      // And migrate() called directly on an open handle is a no-op as well.
-      expect(migrate(again.db).applied).toEqual([]);
-      const n = again.db.prepare('SELECT count(*) AS n FROM schema_migrations').get() as { n: number };
-      expect(n.n).toBe(2);
-    } finally {
-      again.close();
-    }
-  });
-
-  it('refuses a database migrated by a newer sipctl, and leaves it as it was', () => {
-    const path = join(tempDir(), 'sipctl.db');
-    openStore(path).close();
-    const raw = new BetterSqlite3(path);
-    raw.prepare("INSERT INTO schema_migrations VALUES (7, '007_future.sql', '2030-01-01T00:00:00Z')").run();
-    raw.close();
-
-    const err = catchError(() => openStore(path));
-    expect(err.code).toBe('E_STORE_TOO_NEW');
-    expect(err.message).toBe(
-      `database ${path} was migrated to version 7 by a newer sipctl; this one knows up to 2 — upgrade sipctl`,
-    );
-    const check = new BetterSqlite3(path, { readonly: true });
-    expect(schemaVersion(check)).toBe(7);
-    expect((check.prepare('SELECT count(*) AS n FROM schema_migrations').get() as { n: number }).n).toBe(3);
-    check.close();
-  });
-
-  it('rolls a failing migration back wholly, names the file, and applies it once fixed', () => {
-    const dir = tempDir();
-    const migrationsDir = migrationsWith(dir, {
-      // The first statement succeeds, the second fails: the table must not survive.
-      '003_half.sql': 'CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n',
-    });
-    const path = join(dir, 'sipctl.db');
-
-    const err = catchError(() => openStore(path, { migrationsDir }));
-    expect(err.code).toBe('E_STORE_MIGRATION_FAILED');
-    expect(err.message).toContain('003_half.sql');
-    expect(err.message).toContain('no such table: no_such_table');
-
-    const raw = new BetterSqlite3(path);
-    expect(tableNames(raw)).toEqual(['address', 'dispatcher', 'schema_migrations']);
-    expect(schemaVersion(raw)).toBe(2);
-    raw.close();
-
-    writeFileSync(join(migrationsDir, '003_half.sql'), 'CREATE TABLE half_done (x INTEGER);\n');
-    const store = openStore(path, { migrationsDir });
-    try {
-      expect(store.migration?.applied.map((m) => m.name)).toEqual(['003_half.sql']);
-      expect(tableNames(store.db)).toContain('half_done');
-    } finally {
-      store.close();
-    }
-  });
-
-  it('refuses two migration files with one version', () => {
+  it('refuses two migration files with one version', async () => {
     const dir = tempDir();
     const migrationsDir = migrationsWith(dir, { '002_again.sql': 'SELECT 1;' });
-    const err = catchError(() => openStore(join(dir, 'sipctl.db'), { migrationsDir }));
+    const err = await rejection(openStore(join(dir, 'sipctl.db'), { migrationsDir }));
     expect(err.code).toBe('E_STORE_MIGRATION_CLASH');
     expect(err.message).toContain('002_again.sql');
   });
 
   it('ignores files that are not NNN_name.sql', () => {
     const dir = tempDir();
-    const migrationsDir = migrationsWith(dir, { 'README.md': '# notes', '003_x.sql.bak': 'garbage' });
-    expect(listMigrations(migrationsDir).map((m) => m.version)).toEqual([1, 2]);
+    const migrationsDir = migrationsWith(dir, { 'README.md': '# notes', '004_x.sql.bak': 'garbage' });
+    expect(listMigrations(migrationsDir).map((m) => m.version)).toEqual([1, 2, 3]);
+  });
+});
+
+describe('translating a migration for each dialect', () => {
+  it('SQLite runs the files as written, but for @track-changes', () => {
+    const text = 'CREATE TABLE t (\n  id INTEGER PRIMARY KEY AUTOINCREMENT,\n  n INTEGER NOT NULL\n);\n';
+    expect(translateMigration(text, 'sqlite')).toBe(text);
+    const tracked = translateMigration('-- @track-changes address\n', 'sqlite');
+    expect(tracked).toContain("INSERT INTO table_version (table_name) VALUES ('address') ON CONFLICT (table_name) DO NOTHING;");
+    expect(tracked.match(/CREATE TRIGGER address_changed_(insert|update|delete) AFTER (INSERT|UPDATE|DELETE) ON address/g)).toHaveLength(3);
+    expect(tracked).not.toContain('pg_notify');
+  });
+
+  it('PostgreSQL gets 64-bit integers, identity ids, statement triggers and NOTIFY', () => {
+    const text = 'CREATE TABLE t (\n  id INTEGER PRIMARY KEY AUTOINCREMENT,\n  n integer NOT NULL\n);\n-- @track-changes t\n';
+    const out = translateMigration(text, 'postgres');
+    expect(out).toContain('id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,');
+    expect(out).toContain('n BIGINT NOT NULL');
+    expect(out).not.toMatch(/\bINTEGER\b/i);
+    expect(out).toContain("PERFORM pg_notify('sipctl', 'table ' || TG_TABLE_NAME || ' ' || v);");
+    for (const op of ['INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) {
+      expect(out).toMatch(new RegExp(`CREATE TRIGGER t_changed_${op.toLowerCase()} AFTER ${op} ON t.* FOR EACH STATEMENT`));
+    }
+    expect(out).not.toContain('@track-changes');
+  });
+});
+
+for (const kind of stores) describe.skipIf(kind.skip)(`migrations (${kind.name})`, () => {
+  it('applies every migration once on a fresh database and records it', async () => {
+    const db = await kind.fresh();
+    await withTestStore(db, async (store) => {
+      expect(store.migration?.applied.map((m) => m.name)).toEqual(SHIPPED);
+      expect(store.migration?.version).toBe(3);
+    });
+    expect(await kind.tables(db)).toEqual(TABLES);
+    const recorded = await kind.raw(db, 'SELECT version, name, applied_at FROM schema_migrations ORDER BY version');
+    expect(recorded.map((r) => [Number(r.version), r.name])).toEqual(SHIPPED.map((n, i) => [i + 1, n]));
+    for (const r of recorded) expect(Number.isNaN(Date.parse(String(r.applied_at)))).toBe(false);
+  });
+
+  it('applies nothing the second time', async () => {
+    const db = await kind.fresh();
+    await withTestStore(db, async () => undefined);
+    await withTestStore(db, async (again) => {
+      expect(again.migration).toEqual({ applied: [], version: 3, latest: 3 });
+      // And migrate() called directly on an open store is a no-op as well.
+      expect((await migrate(again.sql, again.location)).applied).toEqual([]);
+    });
+    const n = await kind.raw(db, 'SELECT count(*) AS n FROM schema_migrations');
+    expect(Number(n[0]!.n)).toBe(3);
+  });
+
+  it('refuses a database migrated by a newer sipctl, and leaves it as it was', async () => {
+    const db = await kind.fresh();
+    await withTestStore(db, async () => undefined);
+    await kind.raw(db, "INSERT INTO schema_migrations VALUES (7, '007_future.sql', '2030-01-01T00:00:00Z')");
+
+    const err = await rejection(openStore(db));
+    expect(err.code).toBe('E_STORE_TOO_NEW');
+    expect(err.message).toBe(`database ${db} was migrated to version 7 by a newer sipctl; this one knows up to 3 — upgrade sipctl`);
+    const left = await withTestStore(db, (s) => schemaVersion(s.sql), { migrate: false });
+    expect(left).toBe(7);
+    expect(Number((await kind.raw(db, 'SELECT count(*) AS n FROM schema_migrations'))[0]!.n)).toBe(4);
+  });
+
+  it('rolls a failing migration back wholly, names the file, and applies it once fixed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sipctl-migrations-'));
+    const migrationsDir = migrationsWith(dir, {
+      // The first statement succeeds, the second fails: the table must not survive.
+      '004_half.sql': 'CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n',
+    });
+    const db = await kind.fresh();
+
+    const err = await rejection(openStore(db, { migrationsDir }));
+    expect(err.code).toBe('E_STORE_MIGRATION_FAILED');
+    expect(err.message).toContain('004_half.sql');
+    expect(err.message).toMatch(kind.name === 'sqlite' ? /no such table: no_such_table/ : /relation "no_such_table" does not exist/);
+    expect(err.message).toContain('stays at version 3');
+    expect(await kind.tables(db)).toEqual(TABLES);
+
+    writeFileSync(join(migrationsDir, '004_half.sql'), 'CREATE TABLE half_done (x INTEGER);\n');
+    await withTestStore(
+      db,
+      async (store) => {
+        expect(store.migration?.applied.map((m) => m.name)).toEqual(['004_half.sql']);
+      },
+      { migrationsDir },
+    );
+    expect(await kind.tables(db)).toContain('half_done');
+  });
+
+  it('read-only: an unmigrated database is refused with the command that fixes it', async () => {
+    const db = await kind.fresh();
+    if (kind.name === 'sqlite') await kind.raw(db, 'CREATE TABLE unrelated (x INTEGER)');
+    const err = await rejection(openStore(db, { readonly: true }));
+    expect(err.code).toBe('E_STORE_NOT_MIGRATED');
+    expect(err.message).toContain(`sipctl migrate --db ${db}`);
+  });
+
+  it('read-only: reads a migrated database and refuses writes', async () => {
+    const db = await kind.fresh();
+    await withTestStore(db, (s) => s.address.add({ grp: 1, ipAddr: '10.0.0.0', mask: 8, port: 0 }));
+    await withTestStore(
+      db,
+      async (reader) => {
+        expect(reader.migration).toBeNull();
+        expect(await reader.address.count()).toBe(1);
+        await expect(reader.address.add({ grp: 1, ipAddr: '10.0.0.1', mask: 32, port: 0 })).rejects.toThrow(/readonly|read-only/);
+      },
+      { readonly: true },
+    );
+  });
+
+  // In one process only PostgreSQL can do this (its client is asynchronous); for SQLite, where
+  // a waiting writer blocks its thread, test/cli/migrate.test.ts runs several sipctl processes.
+  if (kind.name === 'postgres') it('several connections migrating one fresh database at once apply each migration exactly once', async () => {
+    const db = await kind.fresh();
+    const stores = await Promise.all(Array.from({ length: 5 }, () => openStore(db)));
+    try {
+      const applied = stores.map((s) => s.migration!.applied.map((m) => m.name));
+      // Every migration was applied by exactly one of them.
+      expect(applied.flat().sort()).toEqual(SHIPPED);
+    } finally {
+      await Promise.all(stores.map((s) => s.close()));
+    }
+    expect((await kind.raw(db, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2, 3]);
   });
 });
