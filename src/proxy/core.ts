@@ -276,12 +276,11 @@ export class ProxyCore {
     // Step 6: the next element is a strict router (its Route URI has no lr): it expects
     // the Request-URI to be itself, and the real Request-URI at the end of the Route set.
     const remaining = ctx.remainingRoutes ?? msg.routes;
-    const indexes = ctx.remainingRouteIndexes ?? remaining.map((_r, i) => i);
     let nextUri: SipUri;
     if (remaining.length > 0 && !remaining[0]!.uri.params.has('lr') && target === undefined) {
       msg.appendHeader('Route', `<${msg.currentUriText}>`);
       msg.setRequestUri(remaining[0]!.uri.toString());
-      msg.removeValue('route', indexes[0]!);
+      msg.removeValue('route', remaining[0]!);
       nextUri = remaining[0]!.uri;
     } else {
       // Step 7: the top Route, else the Request-URI (unless the route chose a target).
@@ -433,6 +432,7 @@ export class ProxyCore {
 
   /** Reply statelessly, or drop when a reply is not allowed (ACK) or cannot be addressed. */
   replyOrDrop(msg: SipMessage, inbound: Inbound, status: number, reason?: string, headers?: readonly string[]): void {
+    msg = msg.received; // §8.2.6.2: a reply copies the request as received, not the edits made to it
     if (msg.method === 'ACK') {
       // §17.1.1.3: an ACK is never answered.
       this.stats.dropped++;

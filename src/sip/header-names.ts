@@ -83,7 +83,8 @@ export function canonicalNameFromBytes(buf: Buffer, start: number, end: number):
   if (len === 1) {
     const c = buf[start]!;
     const full = c < 128 ? COMPACT_BY_BYTE[c] : undefined;
-    return full ?? String.fromCharCode(c | 0x20);
+    // Only A-Z has a lower case: `c | 0x20` would turn '_' into DEL.
+    return full ?? String.fromCharCode(c >= 65 && c <= 90 ? c | 0x20 : c);
   }
   const bucket = BY_LENGTH[len];
   if (bucket !== undefined) {

@@ -1,14 +1,41 @@
 /**
- * A SIP message as a lazy view over one Buffer.
+ * A SIP message as a lazy view over one Buffer, and the edits a proxy makes to it.
  *
  * parseMessage() found the start line and every header field's byte range; the accessors
- * here decode a value the first time it is asked for and cache it. Changes are recorded as
- * edits (byte-range replacements, what Kamailio calls lumps) and applied by serialize():
- * the forwarded message is the original buffer's slices plus the edits, so bytes nobody
- * touched are never re-encoded.
+ * here decode a value the first time it is asked for and cache it.
+ *
+ * Edits (what Kamailio calls lumps) never touch the buffer. Once something is edited, the
+ * header section as it will be sent is a list of entries: an untouched field is its index in
+ * the buffer, an edited or added one a `Field` whose value is a list of pieces — runs of
+ * original bytes and runs of written text. serialize() copies untouched fields and original
+ * pieces as they are, so bytes nobody touched are never re-encoded, and a message nobody
+ * edited is its own buffer (or a subarray of it), not a copy.
+ *
+ * The rules the edits follow:
+ * - Each edit applies to the message as the edits before it left it: the last write to a
+ *   header field or to the Request-URI wins, and a route's edits and the core's compose (the
+ *   Max-Forwards a route set is the one the core decrements, §16.6 step 3).
+ * - Every accessor — header, headerFields, headerValues, fieldIndex / rawValue / fieldValue,
+ *   headerNames / headerCount, valueLocations, topVia, vias, from, to, callId, cseq,
+ *   maxForwards, routes, recordRoutes, contacts, uri, currentUriText — describes the message
+ *   serialize() will produce: parsing those bytes again gives the same values. What stays as
+ *   received is the framing and the raw material: `buffer`, `index`, `requestUriText`,
+ *   `contentLength`, `body`; and serialize() adds a Content-Length field when the message has
+ *   none (mandatory on streams, RFC 3261 §18.3) — the one field the accessors do not list.
+ *   `received` is a read-only view of the whole message as it arrived (what a stateless
+ *   reply copies, §8.2.6.2).
+ * - Offsets: a value parsed from a field (Via, NameAddr, ValueLocation) carries `start`/`end`
+ *   offsets, which replaceRange, insertAt and removeValue take. Original bytes keep their
+ *   buffer offset for as long as they are in the message, so offsets read before other edits
+ *   stay good; written text gets offsets of its own (from 2**40 up). Offsets whose bytes
+ *   have been replaced or removed are refused with an Error: an edit inside a value loses to
+ *   a later replacement of the whole field, and to edit the new value, read it again.
+ * - Content-Length is the framing, which serialize() owns: editing it throws.
+ * - A written name must be a token and a written value must not contain CR or LF (no header
+ *   injection); values are written as UTF-8, without surrounding white space.
  */
 import { SipParseError } from './errors.js';
-import { canonicalName, displayName, LIST_HEADERS } from './header-names.js';
+import { canonicalName, displayName, isToken, LIST_HEADERS } from './header-names.js';
 import type { StartLine } from './parse.js';
 import { parseUri, type SipUri } from './uri.js';
 import {
@@ -37,15 +64,6 @@ export interface HeaderIndex {
   bodyStart: number;
   bodyEnd: number;
   contentLength: number | undefined;
-}
-
-/** One recorded change: replace buffer[start, end) with `text` (start === end inserts). */
-interface Edit {
-  start: number;
-  end: number;
-  text: string;
-  /** Set by serialize(): this edit lies inside a wider one. */
-  skip: boolean;
 }
 
 /** A value of a list header with its location: which field, which byte range. */
@@ -77,18 +95,121 @@ export function smallNumber(v: string, maxDigits: number): number {
   return n;
 }
 
+// ------------------------------------------------------------------ the edit model
+
+/** Offsets of text written by edits start here, far above any buffer offset. */
+const WRITTEN = 2 ** 40;
+
+/** A run of a field value: original bytes (`text` undefined, `base` their buffer offset) or written text. */
+interface Piece {
+  /** Offset of its first character (see the module comment). */
+  base: number;
+  len: number;
+  /** Written text as wire bytes (one latin1 character per byte); undefined for original bytes. */
+  text: string | undefined;
+  /**
+   * Written text that replaced the bytes [from, to) (from === to: inserted there): those
+   * offsets still mean "before it" and "after it", so that receivedEdits' rport replacement
+   * and its insertion at the end of the same Via compose. -1 when there are none.
+   */
+  from: number;
+  to: number;
+}
+
+/** A header field that an edit changed or added. */
+class Field {
+  /** The pieces' text, undefined until asked for after a change; `vs` is where the value starts in it, `raw` the value. */
+  text: string | undefined = undefined;
+  vs = 0;
+  raw = '';
+
+  constructor(
+    /** Canonical name. */
+    readonly name: string,
+    /** Its index in the buffer, or -1 for a field an edit added. */
+    readonly orig: number,
+    /** How an added field's line starts (`Name: `); an original field keeps its own. */
+    readonly head: string,
+    public pieces: Piece[],
+  ) {}
+}
+
+/** A header field of the message as it will be sent: untouched (its index in the buffer) or a Field. */
+type Entry = number | Field;
+
+/**
+ * Where a parser finds a value in field text (RFC 3261 §7.3.1): white space before it, and line
+ * folds before it when it starts on a continuation line, are not part of it. A CR that is not
+ * followed by LF is data.
+ */
+function valueStartIn(t: string): number {
+  let i = 0;
+  for (;;) {
+    const c = t.charCodeAt(i);
+    if (c === 32 || c === 9 || c === 10) i++;
+    else if (c === 13 && t.charCodeAt(i + 1) === 10) i += 2;
+    else return i;
+  }
+}
+
+/** Where the value ends: trailing white space and white-space-only continuation lines are not part of it. */
+function valueEndIn(t: string, from: number): number {
+  let j = t.length;
+  while (j > from) {
+    const c = t.charCodeAt(j - 1);
+    if (c === 32 || c === 9) j--;
+    else if (c === 10) {
+      j--;
+      if (j > from && t.charCodeAt(j - 1) === 13) j--;
+    } else break;
+  }
+  return j;
+}
+
+/**
+ * Text as it goes on the wire: one latin1 character per byte, UTF-8 for anything above ASCII.
+ * CR and LF are refused — in a header value they would end the field and start another one.
+ */
+function wireText(text: string, what: string): string {
+  let ascii = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 13 || c === 10) throw new Error(`${what}: CR and LF cannot be written into a header value (they would start another header field)`);
+    if (c >= 128) ascii = false;
+  }
+  return ascii ? text : Buffer.from(text, 'utf8').toString('latin1');
+}
+
+/** A whole value as written: without the white space a parser would drop around it. */
+function wireValue(value: string, what: string): string {
+  const t = wireText(value, what);
+  let s = 0;
+  let e = t.length;
+  while (s < e && (t.charCodeAt(s) === 32 || t.charCodeAt(s) === 9)) s++;
+  while (e > s && (t.charCodeAt(e - 1) === 32 || t.charCodeAt(e - 1) === 9)) e--;
+  return s === 0 && e === t.length ? t : t.slice(s, e);
+}
+
+/** Content-Length is the framing (§18.3, §20.14): serialize() owns it. */
+function refuseFraming(canonical: string): void {
+  if (canonical === 'content-length') {
+    throw new Error('Content-Length is the message framing, set by serialize(); it cannot be edited');
+  }
+}
+
 export class SipMessage {
   readonly buffer: Buffer;
   readonly isRequest: boolean;
   readonly method: string;
+  /** The Request-URI as received; `currentUriText` and `uri` follow setRequestUri. */
   readonly requestUriText: string;
   readonly status: number;
   readonly reason: string;
   readonly version: string;
+  /** Where every field of the message as received is (see `received`). */
   readonly index: HeaderIndex;
 
   private _uri: SipUri | undefined = undefined;
-  private _uriText: string | undefined = undefined;
   private _topVia: Via | undefined = undefined;
   private _vias: Via[] | undefined = undefined;
   private _from: NameAddr | undefined = undefined;
@@ -99,10 +220,15 @@ export class SipMessage {
   private _routes: NameAddr[] | undefined = undefined;
   private _recordRoutes: NameAddr[] | undefined = undefined;
   private _contacts: NameAddr[] | '*' | undefined = undefined;
-  private _edits: Edit[] | undefined = undefined;
-  private _removedFields: Set<number> | undefined = undefined;
-  private _removedValues: Set<string> | undefined = undefined;
   private _locations: Map<string, ValueLocation[]> | undefined = undefined;
+  /** The header fields as they will be sent; undefined while no header was edited. */
+  private _order: Entry[] | undefined = undefined;
+  /** The Request-URI as it will be sent (wire text); undefined while unchanged. */
+  private _uriText: string | undefined = undefined;
+  /** The offset the next written text gets. */
+  private _written = WRITTEN;
+  private _received: SipMessage | undefined = undefined;
+  private _readOnly = false;
 
   constructor(buffer: Buffer, start: StartLine, index: HeaderIndex) {
     this.buffer = buffer;
@@ -115,26 +241,68 @@ export class SipMessage {
     this.index = index;
   }
 
+  /**
+   * The message as received, read-only: what a stateless reply copies (RFC 3261 §8.2.6.2),
+   * whatever a route or the core has edited since. Its own object, so it never shows edits.
+   */
+  get received(): SipMessage {
+    if (this._readOnly) return this;
+    let r = this._received;
+    if (r === undefined) {
+      r = new SipMessage(this.buffer, this, this.index);
+      r._readOnly = true;
+      if (!this.edited) {
+        // What was parsed so far is the message as received: no need to parse it again.
+        r._uri = this._uri;
+        r._topVia = this._topVia;
+        r._vias = this._vias;
+        r._from = this._from;
+        r._to = this._to;
+        r._callId = this._callId;
+        r._cseq = this._cseq;
+        r._maxForwards = this._maxForwards;
+        r._routes = this._routes;
+        r._recordRoutes = this._recordRoutes;
+        r._contacts = this._contacts;
+      }
+      this._received = r;
+    }
+    return r;
+  }
+
   // ------------------------------------------------------------------ generic access
 
+  /** Canonical names of the header fields, in order. */
   get headerNames(): string[] {
-    return this.index.names.slice();
+    const order = this._order;
+    if (order === undefined) return this.index.names.slice();
+    const names = this.index.names;
+    return order.map((e) => (typeof e === 'number' ? names[e]! : e.name));
   }
 
   get headerCount(): number {
-    return this.index.names.length;
+    return this._order?.length ?? this.index.names.length;
   }
 
-  /** Index of the first field with this canonical name, or -1. */
+  /** Index of the first field with this canonical name at or after `from`, or -1. */
   fieldIndex(canonical: string, from = 0): number {
     const names = this.index.names;
-    for (let i = from; i < names.length; i++) if (names[i] === canonical) return i;
+    const order = this._order;
+    if (order === undefined) {
+      for (let i = from; i < names.length; i++) if (names[i] === canonical) return i;
+      return -1;
+    }
+    for (let i = from; i < order.length; i++) {
+      const e = order[i]!;
+      if ((typeof e === 'number' ? names[e] : e.name) === canonical) return i;
+    }
     return -1;
   }
 
   /** The raw (latin1, still folded) text of field i's value. */
   rawValue(i: number): string {
-    return this.buffer.latin1Slice(this.index.valueStarts[i], this.index.valueEnds[i]);
+    const e = this.entry(i);
+    return typeof e === 'number' ? this.buffer.latin1Slice(this.index.valueStarts[e]!, this.index.valueEnds[e]!) : this.fieldRaw(e);
   }
 
   /** Field i's value, unfolded and decoded as UTF-8. */
@@ -160,33 +328,40 @@ export class SipMessage {
   headerValues(name: string): string[] {
     const c = canonicalName(name);
     if (!LIST_HEADERS.has(c)) return this.headerFields(c);
-    return this.valueLocations(c).map((v) => utf8(unfold(this.buffer.latin1Slice(v.start, v.end))));
-  }
-
-  /** Byte ranges of every value of a list header, across all its fields, in order. */
-  valueLocations(canonical: string): ValueLocation[] {
-    const cache = (this._locations ??= new Map());
-    let out = cache.get(canonical);
-    if (out === undefined) {
-      out = this.findValueLocations(canonical);
-      cache.set(canonical, out);
+    const out: string[] = [];
+    for (let i = this.fieldIndex(c); i >= 0; i = this.fieldIndex(c, i + 1)) {
+      const raw = this.rawValue(i);
+      for (const [s, e] of splitList(raw)) out.push(utf8(unfold(raw.slice(s, e))));
     }
     return out;
   }
 
-  private findValueLocations(canonical: string): ValueLocation[] {
-    const out: ValueLocation[] = [];
-    const { valueStarts } = this.index;
-    for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
-      const base = valueStarts[i]!;
-      for (const [s, e] of splitList(this.rawValue(i))) out.push({ field: i, start: base + s, end: base + e });
+  /** Where every value of a list header is, across all its fields, in order. */
+  valueLocations(canonical: string): ValueLocation[] {
+    const cache = (this._locations ??= new Map());
+    let out = cache.get(canonical);
+    if (out === undefined) {
+      out = [];
+      for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
+        const e = this.entry(i);
+        const raw = this.rawValue(i);
+        for (const [s, en] of splitList(raw)) {
+          if (typeof e === 'number') {
+            const base = this.index.valueStarts[e]!;
+            out.push({ field: i, start: base + s, end: base + en });
+          } else {
+            out.push({ field: i, start: this.offsetOf(e, e.vs + s, false), end: this.offsetOf(e, e.vs + en, true) });
+          }
+        }
+      }
+      cache.set(canonical, out);
     }
     return out;
   }
 
   // ------------------------------------------------------------------ typed accessors
 
-  /** The Request-URI as it will be sent (after setRequestUri), as text. */
+  /** The Request-URI as it will be sent, as text (wire text: UTF-8 bytes as latin1 characters). */
   get currentUriText(): string {
     return this._uriText ?? this.requestUriText;
   }
@@ -211,7 +386,7 @@ export class SipMessage {
         const raw = this.rawValue(i);
         const first = splitList(raw)[0];
         if (first === undefined) throw new SipParseError('empty Via header');
-        this._topVia = parseVia(raw, first[0], first[1], this.index.valueStarts[i]!);
+        this._topVia = this.parseViaIn(i, raw, first[0], first[1]);
       }
     }
     return this._topVia;
@@ -222,13 +397,13 @@ export class SipMessage {
       const out: Via[] = [];
       for (let i = this.fieldIndex('via'); i >= 0; i = this.fieldIndex('via', i + 1)) {
         const raw = this.rawValue(i);
-        const base = this.index.valueStarts[i]!;
         const parts = splitList(raw);
         if (parts.length === 0) throw new SipParseError('empty Via header');
         for (const [s, e] of parts) {
           // the top Via may have been parsed already
           const top = out.length === 0 ? this._topVia : undefined;
-          out.push(top !== undefined && top.start === base + s ? top : parseVia(raw, s, e, base));
+          const v = top !== undefined && top.start === this.offsetIn(i, s, false) ? top : this.parseViaIn(i, raw, s, e);
+          out.push(v);
         }
       }
       this._vias = out;
@@ -279,6 +454,7 @@ export class SipMessage {
     return this._maxForwards;
   }
 
+  /** The Content-Length as received (the framing; serialize() writes the body's length). */
   get contentLength(): number | undefined {
     return this.index.contentLength;
   }
@@ -297,9 +473,16 @@ export class SipMessage {
 
   get contacts(): NameAddr[] | '*' {
     if (this._contacts === undefined) {
-      const locs = this.valueLocations('contact');
-      if (locs.length === 1 && this.buffer.latin1Slice(locs[0]!.start, locs[0]!.end) === '*') this._contacts = '*';
-      else this._contacts = this.nameAddrList('contact', 'Contact');
+      let values = 0;
+      let star = false;
+      for (let i = this.fieldIndex('contact'); i >= 0; i = this.fieldIndex('contact', i + 1)) {
+        const raw = this.rawValue(i);
+        for (const [s, e] of splitList(raw)) {
+          values++;
+          star = e - s === 1 && raw.charCodeAt(s) === 42;
+        }
+      }
+      this._contacts = values === 1 && star ? '*' : this.nameAddrList('contact', 'Contact');
     }
     return this._contacts;
   }
@@ -316,149 +499,446 @@ export class SipMessage {
     if (i < 0) throw new SipParseError(`missing ${display} header`);
     if (this.fieldIndex(canonical, i + 1) >= 0) throw new SipParseError(`more than one ${display} header`);
     const raw = this.rawValue(i);
-    return parseNameAddr(raw, 0, raw.length, this.index.valueStarts[i]!, display);
+    return this.parseNameAddrIn(i, raw, 0, raw.length, display);
   }
 
-  /** Every value of a name-addr list header, split once (valueLocations, which removeValue reuses). */
+  /** Every value of a name-addr list header. */
   private nameAddrList(canonical: string, display: string): NameAddr[] {
     const out: NameAddr[] = [];
-    let field = -1;
-    let raw = '';
-    let base = 0;
-    for (const loc of this.valueLocations(canonical)) {
-      if (loc.field !== field) {
-        field = loc.field;
-        raw = this.rawValue(field);
-        base = this.index.valueStarts[field]!;
-      }
-      out.push(parseNameAddr(raw, loc.start - base, loc.end - base, base, display));
+    for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
+      const raw = this.rawValue(i);
+      for (const [s, e] of splitList(raw)) out.push(this.parseNameAddrIn(i, raw, s, e, display));
     }
     return out;
   }
 
-  // ------------------------------------------------------------------ edits
-
-  get edited(): boolean {
-    return this._edits !== undefined;
+  /** parseVia on field i's value, with offsets as edits take them. */
+  private parseViaIn(i: number, raw: string, s: number, e: number): Via {
+    const f = this.entry(i);
+    if (typeof f === 'number') return parseVia(raw, s, e, this.index.valueStarts[f]!);
+    const v = parseVia(raw, s, e, 0);
+    const vs = f.vs;
+    v.start = this.offsetOf(f, vs + v.start, false);
+    v.end = this.offsetOf(f, vs + v.end, true);
+    if (v.rportStart >= 0) {
+      v.rportStart = this.offsetOf(f, vs + v.rportStart, false);
+      v.rportEnd = this.offsetOf(f, vs + v.rportEnd, true);
+    }
+    return v;
   }
 
-  /** Replace buffer[start, end) with text; start === end inserts. */
-  private edit(start: number, end: number, text: string): void {
-    (this._edits ??= []).push({ start, end, text, skip: false });
+  private parseNameAddrIn(i: number, raw: string, s: number, e: number, display: string): NameAddr {
+    const f = this.entry(i);
+    if (typeof f === 'number') return parseNameAddr(raw, s, e, this.index.valueStarts[f]!, display);
+    const na = parseNameAddr(raw, s, e, 0, display);
+    na.start = this.offsetOf(f, f.vs + na.start, false);
+    na.end = this.offsetOf(f, f.vs + na.end, true);
+    return na;
+  }
+
+  // ------------------------------------------------------------------ the fields as they will be sent
+
+  private entry(i: number): Entry {
+    const order = this._order;
+    if (order === undefined) {
+      if (i >= 0 && i < this.index.names.length) return i;
+    } else {
+      const e = order[i];
+      if (e !== undefined) return e;
+    }
+    throw new RangeError(`no header field #${i}`);
+  }
+
+  private nameOf(e: Entry): string {
+    return typeof e === 'number' ? this.index.names[e]! : e.name;
+  }
+
+  /** The value of an edited field, trimmed as a parser of the serialized message will find it. */
+  private fieldRaw(f: Field): string {
+    if (f.text === undefined) {
+      let t = '';
+      for (const p of f.pieces) t += p.text ?? this.buffer.latin1Slice(p.base, p.base + p.len);
+      const vs = valueStartIn(t);
+      f.text = t;
+      f.vs = vs;
+      f.raw = t.slice(vs, valueEndIn(t, vs));
+    }
+    return f.raw;
+  }
+
+  /** The offset of position `k` of field i's raw value. */
+  private offsetIn(i: number, k: number, end: boolean): number {
+    const f = this.entry(i);
+    return typeof f === 'number' ? this.index.valueStarts[f]! + k : this.offsetOf(f, f.vs + k, end);
+  }
+
+  /**
+   * The offset of position `t` of a field's text: that of the character there (a start), or
+   * of the end of the character before it (an end) — which differ where two pieces meet.
+   */
+  private offsetOf(f: Field, t: number, end: boolean): number {
+    const ps = f.pieces;
+    let cum = 0;
+    for (const p of ps) {
+      if (end ? t > cum && t <= cum + p.len : t >= cum && t < cum + p.len) return p.base + (t - cum);
+      cum += p.len;
+    }
+    if (ps.length === 0) return -1;
+    const last = ps[ps.length - 1]!;
+    return end ? ps[0]!.base : last.base + last.len;
+  }
+
+  /** Where offset `pos` is in a field's text now, or -1 when those bytes are gone. */
+  private textIndex(f: Field, pos: number, end: boolean): number {
+    const ps = f.pieces;
+    let cum = 0;
+    for (const p of ps) {
+      if (end ? pos > p.base && pos <= p.base + p.len : pos >= p.base && pos < p.base + p.len) return cum + (pos - p.base);
+      cum += p.len;
+    }
+    // Where two pieces meet: after one that ends at pos or replaced bytes up to it, before one
+    // that starts there or replaced bytes from there.
+    cum = 0;
+    for (let b = 0; b <= ps.length; b++) {
+      const prev = ps[b - 1];
+      const next = ps[b];
+      if ((prev !== undefined && (prev.base + prev.len === pos || prev.to === pos)) || (next !== undefined && (next.base === pos || next.from === pos))) {
+        // An insertion goes after text inserted at the same offset before (in the order they were made).
+        if (!end) for (let k = b; k < ps.length && ps[k]!.from === pos && ps[k]!.to === pos; k++) cum += ps[k]!.len;
+        return cum;
+      }
+      if (next !== undefined) cum += next.len;
+    }
+    return -1;
+  }
+
+  /** The original field whose value holds buffer offset `pos` (value end included), or -1. */
+  private originalFieldAt(pos: number): number {
+    const { valueStarts, valueEnds } = this.index;
+    let lo = 0;
+    let hi = valueStarts.length - 1;
+    let found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (valueStarts[mid]! <= pos) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    return found >= 0 && pos <= valueEnds[found]! ? found : -1;
+  }
+
+  /** Which field holds offset `pos` now, and where in its text; undefined when those bytes are gone. */
+  private locate(pos: number, end: boolean): { i: number; t: number } | undefined {
+    const order = this._order;
+    if (pos < WRITTEN) {
+      const o = this.originalFieldAt(pos);
+      if (o < 0) return undefined;
+      const t = pos - this.index.valueStarts[o]!;
+      if (order === undefined) return { i: o, t };
+      for (let i = 0; i < order.length; i++) {
+        const e = order[i]!;
+        if (e === o) return { i, t };
+        if (typeof e !== 'number' && e.orig === o) {
+          const k = this.textIndex(e, pos, end);
+          return k < 0 ? undefined : { i, t: k };
+        }
+      }
+      return undefined;
+    }
+    if (order === undefined) return undefined;
+    for (let i = 0; i < order.length; i++) {
+      const e = order[i]!;
+      if (typeof e === 'number') continue;
+      const k = this.textIndex(e, pos, end);
+      if (k >= 0) return { i, t: k };
+    }
+    return undefined;
+  }
+
+  // ------------------------------------------------------------------ edits
+
+  /** Anything edited (header fields or the Request-URI). */
+  get edited(): boolean {
+    return this._order !== undefined || this._uriText !== undefined;
+  }
+
+  private beginEdit(): void {
+    if (this._readOnly) throw new Error('the message as received is read-only; edit the message itself');
+  }
+
+  private order(): Entry[] {
+    let order = this._order;
+    if (order === undefined) {
+      const n = this.index.names.length;
+      order = new Array<Entry>(n);
+      for (let i = 0; i < n; i++) order[i] = i;
+      this._order = order;
+    }
+    return order;
+  }
+
+  /** Written text with offsets of its own, replacing the bytes [from, to) (-1: none that can be named). */
+  private written(text: string, from: number, to: number): Piece | undefined {
+    if (text.length === 0) return undefined;
+    const base = this._written;
+    this._written += text.length + 1; // a gap: the end of one text is never the start of the next
+    return { base, len: text.length, text, from, to };
+  }
+
+  private newField(name: string, value: string, what: string): Field {
+    this.beginEdit();
+    const c = canonicalName(name);
+    if (!isToken(c)) throw new Error(`${what}: '${name}' is not a header name (a token, RFC 3261 §25.1)`);
+    refuseFraming(c);
+    const p = this.written(wireValue(value, what), -1, -1);
+    return new Field(c, -1, `${displayName(c)}: `, p === undefined ? [] : [p]);
+  }
+
+  /** Cached values of that header are stale; `moved`: fields were added or removed, which renumbers them. */
+  private touched(canonical: string, moved: boolean): void {
+    if (moved) this._locations = undefined;
+    else this._locations?.delete(canonical);
+    switch (canonical) {
+      case 'via':
+        this._topVia = undefined;
+        this._vias = undefined;
+        break;
+      case 'from':
+        this._from = undefined;
+        break;
+      case 'to':
+        this._to = undefined;
+        break;
+      case 'call-id':
+        this._callId = undefined;
+        break;
+      case 'cseq':
+        this._cseq = undefined;
+        break;
+      case 'max-forwards':
+        this._maxForwards = null;
+        break;
+      case 'route':
+        this._routes = undefined;
+        break;
+      case 'record-route':
+        this._recordRoutes = undefined;
+        break;
+      case 'contact':
+        this._contacts = undefined;
+        break;
+    }
   }
 
   /** Insert a header field above the first field named `before` (or at the top of the headers). */
   insertHeaderBefore(before: string, name: string, value: string): void {
-    const i = this.firstLiveField(canonicalName(before));
-    const at = i < 0 ? this.index.headersStart : this.index.lineStarts[i]!;
-    this.edit(at, at, `${displayName(canonicalName(name))}: ${value}${CRLF}`);
+    const f = this.newField(name, value, 'insertHeaderBefore');
+    const i = this.fieldIndex(canonicalName(before));
+    this.order().splice(i < 0 ? 0 : i, 0, f);
+    this.touched(f.name, true);
   }
 
   /** Add a header field at the top of the header section. */
   prependHeader(name: string, value: string): void {
-    const at = this.index.headersStart;
-    this.edit(at, at, `${displayName(canonicalName(name))}: ${value}${CRLF}`);
+    const f = this.newField(name, value, 'prependHeader');
+    this.order().unshift(f);
+    this.touched(f.name, true);
   }
 
   /** Add a header field at the end of the header section (Kamailio's append_hf). */
   appendHeader(name: string, value: string): void {
-    const at = this.index.headersEnd;
-    this.edit(at, at, `${displayName(canonicalName(name))}: ${value}${CRLF}`);
+    const f = this.newField(name, value, 'appendHeader');
+    this.order().push(f);
+    this.touched(f.name, true);
   }
 
-  /** Remove every field with that name. */
+  /** Remove every field with that name; how many there were. */
   removeHeader(name: string): number {
+    this.beginEdit();
     const c = canonicalName(name);
+    refuseFraming(c);
+    if (this.fieldIndex(c) < 0) return 0;
+    const order = this.order();
     let n = 0;
-    for (let i = this.fieldIndex(c); i >= 0; i = this.fieldIndex(c, i + 1)) {
-      this.removeField(i);
-      n++;
+    let w = 0;
+    for (let r = 0; r < order.length; r++) {
+      const e = order[r]!;
+      if (this.nameOf(e) === c) n++;
+      else order[w++] = e;
     }
+    order.length = w;
+    this.touched(c, true);
     return n;
   }
 
   /** Replace the whole value of the first field with that name, or append the field. */
   setHeader(name: string, value: string): void {
-    const i = this.firstLiveField(canonicalName(name));
-    if (i < 0) this.appendHeader(name, value);
-    else this.edit(this.index.valueStarts[i]!, this.index.valueEnds[i]!, value);
-  }
-
-  removeField(i: number): void {
-    (this._removedFields ??= new Set()).add(i);
-    this.edit(this.index.lineStarts[i]!, this.index.lineEnds[i]!, '');
-  }
-
-  /**
-   * Remove one value of a list header, by its index in valueLocations(canonical) (indexes
-   * refer to the message as received, whatever was removed before): the whole field when no
-   * other value of that field survives, else the value and the comma joining it to a
-   * surviving neighbour.
-   */
-  removeValue(canonical: string, valueIndex: number): void {
-    const locs = this.valueLocations(canonical);
-    const loc = locs[valueIndex];
-    if (loc === undefined) throw new RangeError(`no ${canonical} value #${valueIndex}`);
-    const removed = (this._removedValues ??= new Set());
-    const key = `${canonical}#${valueIndex}`;
-    if (removed.has(key) || this._removedFields?.has(loc.field)) return;
-    removed.add(key);
-    const survivors = locs
-      .map((l, i) => ({ l, i }))
-      .filter(({ l, i }) => l.field === loc.field && i !== valueIndex && !removed.has(`${canonical}#${i}`));
-    if (survivors.length === 0) {
-      this.removeField(loc.field);
+    this.beginEdit();
+    const c = canonicalName(name);
+    const i = this.fieldIndex(c);
+    if (i < 0) {
+      this.appendHeader(name, value);
       return;
     }
-    const next = survivors.find(({ i }) => i > valueIndex);
-    if (next !== undefined) this.edit(loc.start, next.l.start, '');
-    else this.edit(survivors[survivors.length - 1]!.l.end, loc.end, '');
+    refuseFraming(c);
+    const p = this.written(wireValue(value, 'setHeader'), -1, -1);
+    const pieces = p === undefined ? [] : [p];
+    const order = this.order();
+    const e = order[i]!;
+    if (typeof e === 'number') {
+      order[i] = new Field(c, e, '', pieces);
+    } else {
+      e.pieces = pieces;
+      e.text = undefined;
+    }
+    this.touched(c, false);
+  }
+
+  /** Remove field i (an index as fieldIndex gives it). */
+  removeField(i: number): void {
+    this.beginEdit();
+    const name = this.nameOf(this.entry(i));
+    refuseFraming(name);
+    this.order().splice(i, 1);
+    this.touched(name, true);
   }
 
   /**
-   * Remove the topmost Via value (§16.7 step 3, on every response): the whole first Via
-   * field when it holds only that value, else the value and its comma. The same as
-   * removeValue('via', 0), without splitting every Via field.
+   * Remove one value of a list header: the whole field when it is that field's only value,
+   * else the value and the comma joining it to a neighbour. `value` is its index in
+   * headerValues(canonical) now, or a value read before — a NameAddr from `routes`, a Via, a
+   * ValueLocation — which stays good whatever else was edited since (looseRoute removes
+   * several values it read at once). False when that value is no longer in the message.
    */
+  removeValue(canonical: string, value: number | { readonly start: number }): boolean {
+    this.beginEdit();
+    refuseFraming(canonical);
+    let field = -1;
+    let parts: Array<[number, number]> = [];
+    let k = -1;
+    if (typeof value === 'number') {
+      let n = value;
+      for (let i = this.fieldIndex(canonical); i >= 0 && n >= 0; i = this.fieldIndex(canonical, i + 1)) {
+        const r = this.rawValue(i);
+        const ps = splitList(r);
+        if (n < ps.length) {
+          field = i;
+          parts = ps;
+          k = n;
+          break;
+        }
+        n -= ps.length;
+      }
+      if (k < 0) throw new RangeError(`no ${canonical} value #${value}`);
+    } else {
+      const at = this.locate(value.start, false);
+      if (at === undefined) return false;
+      const e = this.entry(at.i);
+      if (this.nameOf(e) !== canonical) throw new Error(`removeValue('${canonical}'): offset ${value.start} is in a ${this.nameOf(e)} field`);
+      field = at.i;
+      parts = splitList(this.rawValue(field));
+      const s = at.t - (typeof e === 'number' ? 0 : e.vs);
+      k = parts.findIndex((p) => p[0] === s);
+      if (k < 0) return false;
+    }
+    if (parts.length === 1) {
+      this.removeField(field);
+      return true;
+    }
+    const e = this.entry(field);
+    const vs = typeof e === 'number' ? 0 : e.vs;
+    if (k + 1 < parts.length) this.splice(field, vs + parts[k]![0], vs + parts[k + 1]![0], '', -1, -1);
+    else this.splice(field, vs + parts[k - 1]![1], vs + parts[k]![1], '', -1, -1);
+    return true;
+  }
+
+  /** Remove the topmost Via value (§16.7 step 3, on every response). */
   removeTopVia(): void {
     const top = this.topVia;
-    if (top === undefined) return;
-    const i = this.fieldIndex('via');
-    const ve = this.index.valueEnds[i]!;
-    const b = this.buffer;
-    let p = top.end;
-    while (p < ve && (b[p] === 32 || b[p] === 9 || b[p] === 13 || b[p] === 10)) p++;
-    (this._removedValues ??= new Set()).add('via#0');
-    if (p >= ve || b[p] !== 44) {
-      this.removeField(i);
-      return;
-    }
-    p++;
-    while (p < ve && (b[p] === 32 || b[p] === 9 || b[p] === 13 || b[p] === 10)) p++;
-    this.edit(top.start, p, '');
-  }
-
-  /** Replace the byte range of one value (e.g. a Via value) with new text. */
-  replaceRange(start: number, end: number, text: string): void {
-    this.edit(start, end, text);
-  }
-
-  /** Insert text at a byte offset (e.g. `;received=...` at the end of the top Via). */
-  insertAt(offset: number, text: string): void {
-    this.edit(offset, offset, text);
+    if (top !== undefined) this.removeValue('via', top);
   }
 
   /**
-   * Change the Request-URI (RFC 3261 §16.6 step 2 and §16.4). `uri` (the accessor) follows
-   * the change; `requestUriText` stays the Request-URI as received.
+   * Replace the bytes [start, end) of one header value (offsets as the parsed values give
+   * them, e.g. a Via's rport) with new text. Throws when they are not inside one value of the
+   * message as it stands: bytes since replaced or removed with their field are gone.
+   */
+  replaceRange(start: number, end: number, text: string): void {
+    this.beginEdit();
+    const w = wireText(text, 'replaceRange');
+    if (!(end >= start)) throw new RangeError(`replaceRange(${start}, ${end}): the end is before the start`);
+    const a = this.locate(start, false);
+    const b = start === end ? a : this.locate(end, true);
+    if (a === undefined || b === undefined || a.i !== b.i || b.t < a.t) {
+      throw new Error(
+        `replaceRange(${start}, ${end}): those bytes are not (or no longer) inside one header value; ` +
+          'a field replaced or removed since takes its offsets with it — read the value again',
+      );
+    }
+    refuseFraming(this.nameOf(this.entry(a.i)));
+    this.splice(a.i, a.t, b.t, w, start, end);
+  }
+
+  /** Insert text at an offset (e.g. `;received=...` at the end of the top Via). */
+  insertAt(offset: number, text: string): void {
+    this.replaceRange(offset, offset, text);
+  }
+
+  /**
+   * Change the Request-URI (RFC 3261 §16.6 step 2 and §16.4). `uri` and `currentUriText`
+   * follow the change; `requestUriText` stays the Request-URI as received.
    */
   setRequestUri(uri: string): void {
+    this.beginEdit();
     if (!this.isRequest) throw new Error('setRequestUri on a response');
-    this._uri = parseUri(uri);
-    this._uriText = uri;
-    // The start line is METHOD SP URI SP VERSION; its URI starts after the method and a space.
-    const s = this.startLineOffset() + this.method.length + 1;
-    this.edit(s, s + Buffer.byteLength(this.requestUriText, 'latin1'), uri);
+    const wire = wireText(uri, 'setRequestUri');
+    for (let i = 0; i < wire.length; i++) {
+      const c = wire.charCodeAt(i);
+      // §25.1 Request-Line = Method SP Request-URI SP SIP-Version: no white space or control inside.
+      if (c < 33 || c === 127) throw new Error(`setRequestUri: '${uri}' contains white space or a control character`);
+    }
+    this._uri = parseUri(wire);
+    this._uriText = wire;
+  }
+
+  /**
+   * Replace characters [t0, t1) of field i's text with wire text. Its line folds must stay
+   * folds: nothing but white space may follow a line break (§7.3.1), or the rest of the line
+   * would become a header field of its own.
+   */
+  private splice(i: number, t0: number, t1: number, text: string, from: number, to: number): void {
+    const order = this.order();
+    let f = order[i]!;
+    if (typeof f === 'number') {
+      const o = f;
+      const vs = this.index.valueStarts[o]!;
+      const len = this.index.valueEnds[o]! - vs;
+      f = new Field(this.index.names[o]!, o, '', len === 0 ? [] : [{ base: vs, len, text: undefined, from: -1, to: -1 }]);
+    }
+    this.fieldRaw(f);
+    const old = f.text!;
+    if (t0 > 0 && old.charCodeAt(t0 - 1) === 10) {
+      const next = text.length > 0 ? text.charCodeAt(0) : old.charCodeAt(t1);
+      if (next !== 32 && next !== 9) throw new Error('the edit would leave a line break that folds nothing (RFC 3261 §7.3.1)');
+    }
+    const out: Piece[] = [];
+    let cum = 0;
+    for (const p of f.pieces) {
+      if (cum < t0) out.push(cut(p, 0, Math.min(p.len, t0 - cum)));
+      cum += p.len;
+    }
+    const w = this.written(text, from, to);
+    if (w !== undefined) out.push(w);
+    cum = 0;
+    for (const p of f.pieces) {
+      if (cum + p.len > t1) out.push(cut(p, Math.max(0, t1 - cum), p.len));
+      cum += p.len;
+    }
+    f.pieces = out;
+    f.text = undefined;
+    order[i] = f;
+    this.touched(f.name, false);
   }
 
   /** Offset of the start line (after any leading CRLFs). */
@@ -469,59 +949,83 @@ export class SipMessage {
     return p;
   }
 
-  private firstLiveField(canonical: string): number {
-    for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
-      if (!this._removedFields?.has(i)) return i;
-    }
-    return -1;
-  }
-
   /**
-   * The message to send: original slices plus the edits, a Content-Length added when the
-   * message had none (mandatory on streams, §18.3, and harmless on datagrams), and bytes past
-   * the body dropped.
+   * The message to send: a Content-Length added when the message had none (mandatory on
+   * streams, §18.3, and harmless on datagrams), and bytes past the body dropped. Nothing
+   * edited: the buffer itself (or a subarray), no copy.
    */
   serialize(): Buffer {
-    const { headersEnd, bodyStart, bodyEnd, contentLength } = this.index;
+    const { bodyEnd, bodyStart, contentLength } = this.index;
     const start = this.startLineOffset();
-    const edits = this._edits;
-    const needLength = contentLength === undefined;
-    if (edits === undefined && !needLength) {
+    if (this._order === undefined && this._uriText === undefined && contentLength !== undefined) {
       return start === 0 && bodyEnd === this.buffer.length ? this.buffer : this.buffer.subarray(start, bodyEnd);
     }
-    const list = edits === undefined ? [] : edits.slice();
-    if (needLength) list.push({ start: headersEnd, end: headersEnd, text: `Content-Length: ${bodyEnd - bodyStart}${CRLF}`, skip: false });
-    // By position; at the same offset insertions go before replacements, and otherwise the
-    // order they were made in is kept (Array#sort is stable).
-    if (list.length > 1) list.sort((a, b) => a.start - b.start || (a.end === a.start ? 0 : 1) - (b.end === b.start ? 0 : 1));
+    const length = contentLength === undefined ? `Content-Length: ${bodyEnd - bodyStart}${CRLF}` : '';
     // One pass to size the result, one to fill it: a single allocation, no concat.
-    let size = 0;
-    let pos = start;
-    for (const e of list) {
-      if (e.start < pos) {
-        // Two edits overlap (e.g. a value removed inside a field that was removed): the
-        // earlier, wider one wins.
-        if (e.end <= pos) {
-          e.skip = true;
-          continue;
-        }
-        throw new Error(`overlapping edits at byte ${e.start}`);
-      }
-      e.skip = false;
-      size += e.start - pos + Buffer.byteLength(e.text, 'utf8');
-      pos = e.end;
-    }
-    size += bodyEnd - pos;
-    const out = Buffer.allocUnsafe(size);
-    let w = 0;
-    pos = start;
-    for (const e of list) {
-      if (e.skip) continue;
-      w += this.buffer.copy(out, w, pos, e.start);
-      if (e.text.length > 0) w += out.write(e.text, w, 'utf8');
-      pos = e.end;
-    }
-    this.buffer.copy(out, w, pos, bodyEnd);
+    const out = Buffer.allocUnsafe(this.emit(undefined, start, length));
+    this.emit(out, start, length);
     return out;
   }
+
+  /** Writes the message into `out` (or only counts, when undefined); returns its size. */
+  private emit(out: Buffer | undefined, start: number, length: string): number {
+    const b = this.buffer;
+    const { lineStarts, lineEnds, valueStarts, headersStart, headersEnd, bodyEnd } = this.index;
+    let w = 0;
+    const copy = (s: number, e: number): void => {
+      if (out !== undefined) b.copy(out, w, s, e);
+      w += e - s;
+    };
+    const text = (t: string): void => {
+      if (out !== undefined) out.latin1Write(t, w);
+      w += t.length;
+    };
+    const uri = this._uriText;
+    if (uri === undefined) copy(start, headersStart);
+    else {
+      // METHOD SP Request-URI SP SIP-Version
+      const u = start + this.method.length + 1;
+      copy(start, u);
+      text(uri);
+      copy(u + this.requestUriText.length, headersStart);
+    }
+    const order = this._order;
+    if (order === undefined) copy(headersStart, headersEnd);
+    else {
+      // Untouched fields next to each other go in one copy.
+      let runStart = -1;
+      let runEnd = -1;
+      for (const e of order) {
+        if (typeof e === 'number') {
+          if (lineStarts[e] === runEnd) runEnd = lineEnds[e]!;
+          else {
+            if (runStart >= 0) copy(runStart, runEnd);
+            runStart = lineStarts[e]!;
+            runEnd = lineEnds[e]!;
+          }
+          continue;
+        }
+        if (runStart >= 0) copy(runStart, runEnd);
+        runStart = runEnd = -1;
+        // An edited field keeps its name and separator as written; its line ends in CRLF.
+        if (e.orig >= 0) copy(lineStarts[e.orig]!, valueStarts[e.orig]!);
+        else text(e.head);
+        for (const p of e.pieces) {
+          if (p.text === undefined) copy(p.base, p.base + p.len);
+          else text(p.text);
+        }
+        text(CRLF);
+      }
+      if (runStart >= 0) copy(runStart, runEnd);
+    }
+    if (length.length > 0) text(length);
+    copy(headersEnd, bodyEnd);
+    return w;
+  }
+}
+
+/** Characters [from, to) of a piece. */
+function cut(p: Piece, from: number, to: number): Piece {
+  if (from === 0 && to === p.len) return p;
+  return { base: p.base + from, len: to - from, text: p.text?.slice(from, to), from: from === 0 ? p.from : -1, to: to === p.len ? p.to : -1 };
 }

@@ -64,8 +64,9 @@ class ParsedNameAddr implements NameAddr {
     readonly uriText: string,
     readonly params: Params,
     readonly tag: string | undefined,
-    readonly start: number,
-    readonly end: number,
+    // Not readonly: SipMessage maps them to stable offsets when the value was edited.
+    public start: number,
+    public end: number,
     private readonly what: string,
   ) {}
 
