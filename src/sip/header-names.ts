@@ -118,6 +118,22 @@ export function displayName(canonical: string): string {
 }
 const displayCache = new Map<string, string>();
 
+/**
+ * How an edit writes a header name (displayName), or undefined when the name is not a token
+ * (RFC 3261 §25.1) and so cannot be written at all. One cached lookup for the names the
+ * proxy writes on every message.
+ */
+export function writableName(canonical: string): string | undefined {
+  let d = writableCache.get(canonical);
+  if (d === undefined) {
+    if (!isToken(canonical)) return undefined;
+    d = displayName(canonical);
+    if (writableCache.size < 1000) writableCache.set(canonical, d);
+  }
+  return d;
+}
+const writableCache = new Map<string, string>();
+
 /** RFC 3261 §25.1 token characters (1 = allowed), for header names and methods. */
 export const TOKEN_CHAR = new Uint8Array(128);
 for (const ch of "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~") TOKEN_CHAR[ch.charCodeAt(0)] = 1;

@@ -35,7 +35,7 @@
  *   injection); values are written as UTF-8, without surrounding white space.
  */
 import { SipParseError } from './errors.js';
-import { canonicalName, displayName, isToken, LIST_HEADERS } from './header-names.js';
+import { canonicalName, LIST_HEADERS, writableName } from './header-names.js';
 import type { StartLine } from './parse.js';
 import { parseUri, type SipUri } from './uri.js';
 import {
@@ -122,13 +122,15 @@ class Field {
   text: string | undefined = undefined;
   vs = 0;
   raw = '';
+  /** An added field's whole line, once serialize() wrote it (undefined again after a change). */
+  line: string | undefined = undefined;
 
   constructor(
     /** Canonical name. */
     readonly name: string,
     /** Its index in the buffer, or -1 for a field an edit added. */
     readonly orig: number,
-    /** How an added field's line starts (`Name: `); an original field keeps its own. */
+    /** The name an added field is written with; an original field keeps its own. */
     readonly head: string,
     public pieces: Piece[],
   ) {}
@@ -166,11 +168,15 @@ function valueEndIn(t: string, from: number): number {
   return j;
 }
 
+const NEEDS_CARE = /[\r\n\u0080-\uffff]/;
+
 /**
  * Text as it goes on the wire: one latin1 character per byte, UTF-8 for anything above ASCII.
  * CR and LF are refused — in a header value they would end the field and start another one.
  */
 function wireText(text: string, what: string): string {
+  // The common case (printable ASCII) in one native scan.
+  if (!NEEDS_CARE.test(text)) return text;
   let ascii = true;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -628,32 +634,42 @@ export class SipMessage {
     return found >= 0 && pos <= valueEnds[found]! ? found : -1;
   }
 
-  /** Which field holds offset `pos` now, and where in its text; undefined when those bytes are gone. */
-  private locate(pos: number, end: boolean): { i: number; t: number } | undefined {
+  /** Where locate() found its offset in that field's text. */
+  private _at = 0;
+
+  /**
+   * Which field holds offset `pos` now (its index; where in its text is left in `_at`), or -1
+   * when those bytes are gone.
+   */
+  private locate(pos: number, end: boolean): number {
     const order = this._order;
     if (pos < WRITTEN) {
       const o = this.originalFieldAt(pos);
-      if (o < 0) return undefined;
-      const t = pos - this.index.valueStarts[o]!;
-      if (order === undefined) return { i: o, t };
+      if (o < 0) return -1;
+      this._at = pos - this.index.valueStarts[o]!;
+      if (order === undefined) return o;
       for (let i = 0; i < order.length; i++) {
         const e = order[i]!;
-        if (e === o) return { i, t };
+        if (e === o) return i;
         if (typeof e !== 'number' && e.orig === o) {
           const k = this.textIndex(e, pos, end);
-          return k < 0 ? undefined : { i, t: k };
+          this._at = k;
+          return k < 0 ? -1 : i;
         }
       }
-      return undefined;
+      return -1;
     }
-    if (order === undefined) return undefined;
+    if (order === undefined) return -1;
     for (let i = 0; i < order.length; i++) {
       const e = order[i]!;
       if (typeof e === 'number') continue;
       const k = this.textIndex(e, pos, end);
-      if (k >= 0) return { i, t: k };
+      if (k >= 0) {
+        this._at = k;
+        return i;
+      }
     }
-    return undefined;
+    return -1;
   }
 
   // ------------------------------------------------------------------ edits
@@ -689,10 +705,11 @@ export class SipMessage {
   private newField(name: string, value: string, what: string): Field {
     this.beginEdit();
     const c = canonicalName(name);
-    if (!isToken(c)) throw new Error(`${what}: '${name}' is not a header name (a token, RFC 3261 §25.1)`);
+    const d = writableName(c);
+    if (d === undefined) throw new Error(`${what}: '${name}' is not a header name (a token, RFC 3261 §25.1)`);
     refuseFraming(c);
     const p = this.written(wireValue(value, what), -1, -1);
-    return new Field(c, -1, `${displayName(c)}: `, p === undefined ? [] : [p]);
+    return new Field(c, -1, d, p === undefined ? [] : [p]);
   }
 
   /** Cached values of that header are stale; `moved`: fields were added or removed, which renumbers them. */
@@ -735,14 +752,14 @@ export class SipMessage {
   insertHeaderBefore(before: string, name: string, value: string): void {
     const f = this.newField(name, value, 'insertHeaderBefore');
     const i = this.fieldIndex(canonicalName(before));
-    this.order().splice(i < 0 ? 0 : i, 0, f);
+    insertEntry(this.order(), i < 0 ? 0 : i, f);
     this.touched(f.name, true);
   }
 
   /** Add a header field at the top of the header section. */
   prependHeader(name: string, value: string): void {
     const f = this.newField(name, value, 'prependHeader');
-    this.order().unshift(f);
+    insertEntry(this.order(), 0, f);
     this.touched(f.name, true);
   }
 
@@ -790,7 +807,7 @@ export class SipMessage {
       order[i] = new Field(c, e, '', pieces);
     } else {
       e.pieces = pieces;
-      e.text = undefined;
+      e.text = e.line = undefined;
     }
     this.touched(c, false);
   }
@@ -800,7 +817,9 @@ export class SipMessage {
     this.beginEdit();
     const name = this.nameOf(this.entry(i));
     refuseFraming(name);
-    this.order().splice(i, 1);
+    const order = this.order();
+    for (let k = i + 1; k < order.length; k++) order[k - 1] = order[k]!;
+    order.length--;
     this.touched(name, true);
   }
 
@@ -832,13 +851,13 @@ export class SipMessage {
       }
       if (k < 0) throw new RangeError(`no ${canonical} value #${value}`);
     } else {
-      const at = this.locate(value.start, false);
-      if (at === undefined) return false;
-      const e = this.entry(at.i);
+      field = this.locate(value.start, false);
+      if (field < 0) return false;
+      const t = this._at;
+      const e = this.entry(field);
       if (this.nameOf(e) !== canonical) throw new Error(`removeValue('${canonical}'): offset ${value.start} is in a ${this.nameOf(e)} field`);
-      field = at.i;
       parts = splitList(this.rawValue(field));
-      const s = at.t - (typeof e === 'number' ? 0 : e.vs);
+      const s = t - (typeof e === 'number' ? 0 : e.vs);
       k = parts.findIndex((p) => p[0] === s);
       if (k < 0) return false;
     }
@@ -853,10 +872,33 @@ export class SipMessage {
     return true;
   }
 
-  /** Remove the topmost Via value (§16.7 step 3, on every response). */
+  /**
+   * Remove the topmost Via value (§16.7 step 3, on every response): what removeValue('via',
+   * topVia) does, without splitting the Via field when it is as received.
+   */
   removeTopVia(): void {
     const top = this.topVia;
-    if (top !== undefined) this.removeValue('via', top);
+    if (top === undefined) return;
+    const i = this.fieldIndex('via');
+    const o = this.entry(i);
+    if (typeof o !== 'number') {
+      this.removeValue('via', top);
+      return;
+    }
+    this.beginEdit();
+    const vs = this.index.valueStarts[o]!;
+    const ve = this.index.valueEnds[o]!;
+    const b = this.buffer;
+    let p = top.end;
+    while (p < ve && (b[p] === 32 || b[p] === 9 || b[p] === 13 || b[p] === 10)) p++;
+    if (p >= ve || b[p] !== 44) {
+      this.removeField(i);
+      return;
+    }
+    // The value, its comma and the white space up to the next value.
+    p++;
+    while (p < ve && (b[p] === 32 || b[p] === 9 || b[p] === 13 || b[p] === 10)) p++;
+    this.splice(i, top.start - vs, p - vs, '', -1, -1);
   }
 
   /**
@@ -868,16 +910,18 @@ export class SipMessage {
     this.beginEdit();
     const w = wireText(text, 'replaceRange');
     if (!(end >= start)) throw new RangeError(`replaceRange(${start}, ${end}): the end is before the start`);
-    const a = this.locate(start, false);
-    const b = start === end ? a : this.locate(end, true);
-    if (a === undefined || b === undefined || a.i !== b.i || b.t < a.t) {
+    const i = this.locate(start, false);
+    const t0 = this._at;
+    const j = start === end ? i : this.locate(end, true);
+    const t1 = start === end ? t0 : this._at;
+    if (i < 0 || i !== j || t1 < t0) {
       throw new Error(
         `replaceRange(${start}, ${end}): those bytes are not (or no longer) inside one header value; ` +
           'a field replaced or removed since takes its offsets with it — read the value again',
       );
     }
-    refuseFraming(this.nameOf(this.entry(a.i)));
-    this.splice(a.i, a.t, b.t, w, start, end);
+    refuseFraming(this.nameOf(this.entry(i)));
+    this.splice(i, t0, t1, w, start, end);
   }
 
   /** Insert text at an offset (e.g. `;received=...` at the end of the top Via). */
@@ -916,29 +960,48 @@ export class SipMessage {
       const len = this.index.valueEnds[o]! - vs;
       f = new Field(this.index.names[o]!, o, '', len === 0 ? [] : [{ base: vs, len, text: undefined, from: -1, to: -1 }]);
     }
-    this.fieldRaw(f);
-    const old = f.text!;
-    if (t0 > 0 && old.charCodeAt(t0 - 1) === 10) {
-      const next = text.length > 0 ? text.charCodeAt(0) : old.charCodeAt(t1);
+    if (t0 > 0 && this.charAt(f, t0 - 1) === 10) {
+      const next = text.length > 0 ? text.charCodeAt(0) : this.charAt(f, t1);
       if (next !== 32 && next !== 9) throw new Error('the edit would leave a line break that folds nothing (RFC 3261 §7.3.1)');
     }
+    const ps = f.pieces;
+    let total = 0;
+    for (let k = 0; k < ps.length; k++) total += ps[k]!.len;
+    if (t0 === total && t1 === total) {
+      // At the end (received at the end of a Via): nothing to cut.
+      const w = this.written(text, from, to);
+      if (w !== undefined) ps.push(w);
+    } else f.pieces = this.cutPieces(ps, t0, t1, this.written(text, from, to));
+    f.text = f.line = undefined;
+    order[i] = f;
+    this.touched(f.name, false);
+  }
+
+  /** The pieces with characters [t0, t1) replaced by `w` (or only removed). */
+  private cutPieces(pieces: Piece[], t0: number, t1: number, w: Piece | undefined): Piece[] {
     const out: Piece[] = [];
     let cum = 0;
-    for (const p of f.pieces) {
+    for (const p of pieces) {
       if (cum < t0) out.push(cut(p, 0, Math.min(p.len, t0 - cum)));
       cum += p.len;
     }
-    const w = this.written(text, from, to);
     if (w !== undefined) out.push(w);
     cum = 0;
-    for (const p of f.pieces) {
+    for (const p of pieces) {
       if (cum + p.len > t1) out.push(cut(p, Math.max(0, t1 - cum), p.len));
       cum += p.len;
     }
-    f.pieces = out;
-    f.text = undefined;
-    order[i] = f;
-    this.touched(f.name, false);
+    return out;
+  }
+
+  /** The character at position t of a field's text, or -1 past its end. */
+  private charAt(f: Field, t: number): number {
+    let cum = 0;
+    for (const p of f.pieces) {
+      if (t < cum + p.len) return p.text === undefined ? this.buffer[p.base + t - cum]! : p.text.charCodeAt(t - cum);
+      cum += p.len;
+    }
+    return -1;
   }
 
   /** Offset of the start line (after any leading CRLFs). */
@@ -967,61 +1030,104 @@ export class SipMessage {
     return out;
   }
 
-  /** Writes the message into `out` (or only counts, when undefined); returns its size. */
+  /**
+   * Writes the message into `out` (or only counts, when undefined); returns its size. Byte
+   * ranges of the buffer that follow each other are copied at once (`from`..`to` is pending).
+   */
   private emit(out: Buffer | undefined, start: number, length: string): number {
     const b = this.buffer;
     const { lineStarts, lineEnds, valueStarts, headersStart, headersEnd, bodyEnd } = this.index;
     let w = 0;
-    const copy = (s: number, e: number): void => {
-      if (out !== undefined) b.copy(out, w, s, e);
-      w += e - s;
-    };
-    const text = (t: string): void => {
-      if (out !== undefined) out.latin1Write(t, w);
-      w += t.length;
-    };
+    let from = start;
+    let to = start;
     const uri = this._uriText;
-    if (uri === undefined) copy(start, headersStart);
+    if (uri === undefined) to = headersStart;
     else {
       // METHOD SP Request-URI SP SIP-Version
-      const u = start + this.method.length + 1;
-      copy(start, u);
-      text(uri);
-      copy(u + this.requestUriText.length, headersStart);
+      to = start + this.method.length + 1;
+      w = write(out, copy(b, out, w, from, to), uri);
+      from = to + this.requestUriText.length;
+      to = headersStart;
     }
     const order = this._order;
-    if (order === undefined) copy(headersStart, headersEnd);
+    if (order === undefined) to = headersEnd;
     else {
-      // Untouched fields next to each other go in one copy.
-      let runStart = -1;
-      let runEnd = -1;
-      for (const e of order) {
+      for (let i = 0; i < order.length; i++) {
+        const e = order[i]!;
         if (typeof e === 'number') {
-          if (lineStarts[e] === runEnd) runEnd = lineEnds[e]!;
-          else {
-            if (runStart >= 0) copy(runStart, runEnd);
-            runStart = lineStarts[e]!;
-            runEnd = lineEnds[e]!;
+          if (lineStarts[e] !== to) {
+            w = copy(b, out, w, from, to);
+            from = lineStarts[e]!;
           }
+          to = lineEnds[e]!;
           continue;
         }
-        if (runStart >= 0) copy(runStart, runEnd);
-        runStart = runEnd = -1;
-        // An edited field keeps its name and separator as written; its line ends in CRLF.
-        if (e.orig >= 0) copy(lineStarts[e.orig]!, valueStarts[e.orig]!);
-        else text(e.head);
-        for (const p of e.pieces) {
-          if (p.text === undefined) copy(p.base, p.base + p.len);
-          else text(p.text);
+        if (e.orig < 0) {
+          // An added field holds written text only.
+          let line = e.line;
+          if (line === undefined) {
+            line = e.head + ': ';
+            for (const p of e.pieces) line += p.text!;
+            e.line = line += CRLF;
+          }
+          w = write(out, copy(b, out, w, from, to), line);
+          from = to = headersEnd;
+          continue;
         }
-        text(CRLF);
+        // An edited field keeps its name and separator as written; its line ends in CRLF.
+        if (lineStarts[e.orig] !== to) {
+          w = copy(b, out, w, from, to);
+          from = lineStarts[e.orig]!;
+        }
+        to = valueStarts[e.orig]!;
+        const ps = e.pieces;
+        for (let k = 0; k < ps.length; k++) {
+          const p = ps[k]!;
+          if (p.text === undefined) {
+            if (p.base !== to) {
+              w = copy(b, out, w, from, to);
+              from = p.base;
+            }
+            to = p.base + p.len;
+          } else {
+            w = write(out, copy(b, out, w, from, to), p.text);
+            from = to = headersEnd;
+          }
+        }
+        w = write(out, copy(b, out, w, from, to), CRLF);
+        from = to = headersEnd;
       }
-      if (runStart >= 0) copy(runStart, runEnd);
+      if (to !== headersEnd) {
+        w = copy(b, out, w, from, to);
+        from = to = headersEnd;
+      }
     }
-    if (length.length > 0) text(length);
-    copy(headersEnd, bodyEnd);
-    return w;
+    if (length.length > 0) {
+      w = write(out, copy(b, out, w, from, to), length);
+      from = headersEnd;
+    }
+    return copy(b, out, w, from, bodyEnd);
   }
+}
+
+/** Copies buffer[s, e) to out at w (when there is an out); the new write position. */
+function copy(b: Buffer, out: Buffer | undefined, w: number, s: number, e: number): number {
+  if (out !== undefined && e > s) b.copy(out, w, s, e);
+  return w + e - s;
+}
+
+/** Writes wire text (one latin1 character per byte) to out at w; the new write position. */
+function write(out: Buffer | undefined, w: number, text: string): number {
+  if (out !== undefined) out.latin1Write(text, w);
+  return w + text.length;
+}
+
+/** Insert an entry at position i (Array#splice would allocate the array of removed entries). */
+function insertEntry(order: Entry[], i: number, e: Entry): void {
+  let k = order.length;
+  order.push(e);
+  for (; k > i; k--) order[k] = order[k - 1]!;
+  order[i] = e;
 }
 
 /** Characters [from, to) of a piece. */
