@@ -196,6 +196,12 @@ function wireValue(value: string, what: string): string {
   return s === 0 && e === t.length ? t : t.slice(s, e);
 }
 
+/** A SipParseError that says which header it is about (the 400's reason phrase names it). */
+function naming(err: unknown, display: string): unknown {
+  if (err instanceof SipParseError && !err.reason.startsWith(display)) return new SipParseError(`${display}: ${err.reason}`);
+  return err;
+}
+
 /** Content-Length is the framing (§18.3, §20.14): serialize() owns it. */
 function refuseFraming(canonical: string): void {
   if (canonical === 'content-length') {
@@ -505,15 +511,23 @@ export class SipMessage {
     if (i < 0) throw new SipParseError(`missing ${display} header`);
     if (this.fieldIndex(canonical, i + 1) >= 0) throw new SipParseError(`more than one ${display} header`);
     const raw = this.rawValue(i);
-    return this.parseNameAddrIn(i, raw, 0, raw.length, display);
+    try {
+      return this.parseNameAddrIn(i, raw, 0, raw.length, display);
+    } catch (err) {
+      throw naming(err, display);
+    }
   }
 
   /** Every value of a name-addr list header. */
   private nameAddrList(canonical: string, display: string): NameAddr[] {
     const out: NameAddr[] = [];
-    for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
-      const raw = this.rawValue(i);
-      for (const [s, e] of splitList(raw)) out.push(this.parseNameAddrIn(i, raw, s, e, display));
+    try {
+      for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
+        const raw = this.rawValue(i);
+        for (const [s, e] of splitList(raw)) out.push(this.parseNameAddrIn(i, raw, s, e, display));
+      }
+    } catch (err) {
+      throw naming(err, display);
     }
     return out;
   }

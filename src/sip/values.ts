@@ -478,7 +478,8 @@ export function parseCSeq(value: string): { seq: number; method: string } {
   const digits = i;
   while (i < v.length && isWs(v.charCodeAt(i))) i++;
   const method = v.slice(i);
-  if (digits === 0 || digits > 10 || i === digits || method.length === 0) throw new SipParseError('CSeq: expected NUMBER METHOD');
+  if (digits === 0 || i === digits || method.length === 0) throw new SipParseError('CSeq: expected NUMBER METHOD');
+  if (digits > 10) throw new SipParseError('CSeq: number out of range (must be below 2**31)');
   for (let k = 0; k < method.length; k++) {
     if (isWs(method.charCodeAt(k))) throw new SipParseError('CSeq: expected NUMBER METHOD');
   }
