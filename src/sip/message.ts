@@ -59,14 +59,14 @@ export interface HeaderIndex {
   lineEnds: number[];
   /** Offset of the first header line. */
   headersStart: number;
-  /** Offset of the empty line that ends the headers: where appended headers go. */
+  /** Offset of the empty line that ends the headers. */
   headersEnd: number;
   bodyStart: number;
   bodyEnd: number;
   contentLength: number | undefined;
 }
 
-/** A value of a list header with its location: which field, which byte range. */
+/** A value of a list header and where it is: its field (as fieldIndex counts) and its offsets. */
 export interface ValueLocation {
   field: number;
   start: number;
