@@ -168,15 +168,11 @@ function valueEndIn(t: string, from: number): number {
   return j;
 }
 
-const NEEDS_CARE = /[\r\n\u0080-\uffff]/;
-
 /**
  * Text as it goes on the wire: one latin1 character per byte, UTF-8 for anything above ASCII.
  * CR and LF are refused — in a header value they would end the field and start another one.
  */
 function wireText(text: string, what: string): string {
-  // The common case (printable ASCII) in one native scan.
-  if (!NEEDS_CARE.test(text)) return text;
   let ascii = true;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
