@@ -336,11 +336,11 @@ export class ProxyCore {
     if (ctx.pathWanted) msg.insertHeaderBefore('path', 'Path', `<${this.routeUri(out)}>`);
     // §18.2.1 / RFC 3581: received and rport on the sender's Via.
     const top = msg.topVia!;
+    const branch = ctx.branch; // §16.11: from the Via as it came, before received/rport change it
     for (const e of receivedEdits(top, ctx.inbound.sourceAddress, ctx.inbound.sourcePort)) {
       msg.replaceRange(e.start, e.end, e.text);
     }
     // Step 8: our Via, with the stateless branch (§16.11).
-    const branch = ctx.branch;
     msg.insertHeaderBefore('via', 'Via', ownVia(out, this.publicAddress(out), branch, ctx.inbound));
     const bytes = msg.serialize();
     // A datagram cannot be larger than 65,507 bytes (IPv4), and the next sipctl must be able

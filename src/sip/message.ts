@@ -840,7 +840,7 @@ export class SipMessage {
    * ValueLocation — which stays good whatever else was edited since (looseRoute removes
    * several values it read at once). False when that value is no longer in the message.
    */
-  removeValue(canonical: string, value: number | { readonly start: number }): boolean {
+  removeValue(canonical: string, value: number | { readonly start: number; readonly end?: number }): boolean {
     this.beginEdit();
     refuseFraming(canonical);
     let field = -1;
@@ -865,6 +865,11 @@ export class SipMessage {
       if (field < 0) return false;
       const t = this._at;
       const e = this.entry(field);
+      if (typeof e === 'number' && t === 0 && value.end === this.index.valueEnds[e] && this.index.names[e] === canonical) {
+        // The whole of an untouched field (our own Route entry, as a rule): no need to split it.
+        this.removeField(field);
+        return true;
+      }
       if (this.nameOf(e) !== canonical) throw new Error(`removeValue('${canonical}'): offset ${value.start} is in a ${this.nameOf(e)} field`);
       parts = splitList(this.rawValue(field));
       const s = t - (typeof e === 'number' ? 0 : e.vs);
