@@ -73,7 +73,7 @@ export class RequestCtx implements RequestContext {
     if (routes.length > 0 && msg.uri.scheme !== 'tel' && msg.uri.params.has('lr') && local.isLocalUri(msg.uri)) {
       const last = routes.length - 1;
       msg.setRequestUri(routes[last]!.uri.toString());
-      msg.removeValue('route', routes[last]!);
+      msg.removeValue('route', last);
       indexes = indexes.slice(0, -1);
       restored = true;
     }
@@ -81,7 +81,7 @@ export class RequestCtx implements RequestContext {
     // record-routed twice (one entry per interface, §16.6 step 4).
     let removed = 0;
     while (removed < 2 && removed < indexes.length && local.isLocalUri(routes[indexes[removed]!]!.uri)) {
-      msg.removeValue('route', routes[indexes[removed]!]!);
+      msg.removeValue('route', indexes[removed]!);
       removed++;
     }
     indexes = indexes.slice(removed);

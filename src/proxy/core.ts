@@ -276,11 +276,12 @@ export class ProxyCore {
     // Step 6: the next element is a strict router (its Route URI has no lr): it expects
     // the Request-URI to be itself, and the real Request-URI at the end of the Route set.
     const remaining = ctx.remainingRoutes ?? msg.routes;
+    const indexes = ctx.remainingRouteIndexes ?? remaining.map((_r, i) => i);
     let nextUri: SipUri;
     if (remaining.length > 0 && !remaining[0]!.uri.params.has('lr') && target === undefined) {
       msg.appendHeader('Route', `<${msg.currentUriText}>`);
       msg.setRequestUri(remaining[0]!.uri.toString());
-      msg.removeValue('route', remaining[0]!);
+      msg.removeValue('route', indexes[0]!);
       nextUri = remaining[0]!.uri;
     } else {
       // Step 7: the top Route, else the Request-URI (unless the route chose a target).

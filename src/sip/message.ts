@@ -15,15 +15,17 @@
  * - Each edit applies to the message as the edits before it left it: the last write to a
  *   header field or to the Request-URI wins, and a route's edits and the core's compose (the
  *   Max-Forwards a route set is the one the core decrements, §16.6 step 3).
- * - Every accessor — header, headerFields, headerValues, fieldIndex / rawValue / fieldValue,
- *   headerNames / headerCount, valueLocations, topVia, vias, from, to, callId, cseq,
- *   maxForwards, routes, recordRoutes, contacts, uri, currentUriText — describes the message
- *   serialize() will produce: parsing those bytes again gives the same values. What stays as
- *   received is the framing and the raw material: `buffer`, `index`, `requestUriText`,
- *   `contentLength`, `body`; and serialize() adds a Content-Length field when the message has
- *   none (mandatory on streams, RFC 3261 §18.3) — the one field the accessors do not list.
- *   `received` is a read-only view of the whole message as it arrived (what a stateless
- *   reply copies, §8.2.6.2).
+ * - Every value accessor — header, headerFields, headerValues, topVia, vias, from, to,
+ *   callId, cseq, maxForwards, routes, recordRoutes, contacts, uri, currentUriText, and
+ *   fieldsAsSent — describes the message serialize() will produce: parsing those bytes again
+ *   gives the same values. What stays as received is what is addressed by position in the
+ *   buffer: `buffer`, `index`, headerNames / headerCount, fieldIndex / rawValue / fieldValue,
+ *   valueLocations, viaAt, nameAddrAt (and the value indexes removeValue and removeField
+ *   take), `requestUriText`, `contentLength` and `body` — so that positions a caller counted
+ *   once stay true whatever is edited after. serialize() adds a Content-Length field when
+ *   the message has none (mandatory on streams, RFC 3261 §18.3): the one field the accessors
+ *   do not show. `received` is a read-only view of the whole message as it arrived (what a
+ *   stateless reply copies, §8.2.6.2).
  * - Offsets: a value parsed from a field (Via, NameAddr, ValueLocation) carries `start`/`end`
  *   offsets, which replaceRange, insertAt and removeValue take. Original bytes keep their
  *   buffer offset for as long as they are in the message, so offsets read before other edits
@@ -35,7 +37,7 @@
  *   injection); values are written as UTF-8, without surrounding white space.
  */
 import { SipParseError } from './errors.js';
-import { canonicalName, LIST_HEADERS, writableName } from './header-names.js';
+import { canonicalName, displayName, LIST_HEADERS, writableName } from './header-names.js';
 import type { StartLine } from './parse.js';
 import { parseUri, type SipUri } from './uri.js';
 import {
@@ -229,6 +231,7 @@ export class SipMessage {
   private _recordRoutes: NameAddr[] | undefined = undefined;
   private _contacts: NameAddr[] | '*' | undefined = undefined;
   private _locations: Map<string, ValueLocation[]> | undefined = undefined;
+  private _nameAddrs: Map<string, NameAddr[]> | undefined = undefined;
   /** The header fields as they will be sent; undefined while no header was edited. */
   private _order: Entry[] | undefined = undefined;
   /** The Request-URI as it will be sent (wire text); undefined while unchanged. */
@@ -278,28 +281,98 @@ export class SipMessage {
     return r;
   }
 
-  // ------------------------------------------------------------------ generic access
+  // ------------------------------------------------------------------ the fields as received
 
-  /** Canonical names of the header fields, in order. */
+  /** Canonical names of the header fields as received, in order (fieldsAsSent: as they will be sent). */
   get headerNames(): string[] {
-    const order = this._order;
-    if (order === undefined) return this.index.names.slice();
-    const names = this.index.names;
-    return order.map((e) => (typeof e === 'number' ? names[e]! : e.name));
+    return this.index.names.slice();
   }
 
+  /** How many header fields the message had as received. */
   get headerCount(): number {
-    return this._order?.length ?? this.index.names.length;
+    return this.index.names.length;
   }
 
-  /** Index of the first field with this canonical name at or after `from`, or -1. */
+  /** Index (as received) of the first field with this canonical name at or after `from`, or -1. */
   fieldIndex(canonical: string, from = 0): number {
     const names = this.index.names;
-    const order = this._order;
-    if (order === undefined) {
-      for (let i = from; i < names.length; i++) if (names[i] === canonical) return i;
-      return -1;
+    for (let i = from; i < names.length; i++) if (names[i] === canonical) return i;
+    return -1;
+  }
+
+  /** The raw (latin1, still folded) text of field i's value, as received. */
+  rawValue(i: number): string {
+    if (!(i >= 0 && i < this.index.names.length)) throw new RangeError(`no header field #${i}`);
+    return this.buffer.latin1Slice(this.index.valueStarts[i]!, this.index.valueEnds[i]!);
+  }
+
+  /** Field i's value as received, unfolded and decoded as UTF-8. */
+  fieldValue(i: number): string {
+    return utf8(unfold(this.rawValue(i)));
+  }
+
+  /** Where every value of a list header was as received, across all its fields, in order. */
+  valueLocations(canonical: string): ValueLocation[] {
+    const cache = (this._locations ??= new Map());
+    let out = cache.get(canonical);
+    if (out === undefined) {
+      out = [];
+      const { valueStarts } = this.index;
+      for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
+        const base = valueStarts[i]!;
+        for (const [s, e] of splitList(this.rawValue(i))) out.push({ field: i, start: base + s, end: base + e });
+      }
+      cache.set(canonical, out);
     }
+    return out;
+  }
+
+  /**
+   * The Via value at one of valueLocations('via'), as received, parsed now (not cached): for a
+   * look at a few Vias of a message without parsing all of them.
+   */
+  viaAt(at: ValueLocation): Via {
+    const raw = this.buffer.latin1Slice(at.start, at.end);
+    return parseVia(raw, 0, raw.length, at.start);
+  }
+
+  /**
+   * The k-th value as received of a name-addr list header — Route, Record-Route, Path,
+   * Contact — parsed on first use: looking at the top of a long route set parses only that.
+   * removeValue(canonical, k) removes it.
+   */
+  nameAddrAt(canonical: string, k: number): NameAddr | undefined {
+    const at = this.valueLocations(canonical)[k];
+    if (at === undefined) return undefined;
+    const cache = (this._nameAddrs ??= new Map());
+    let parsed = cache.get(canonical);
+    if (parsed === undefined) cache.set(canonical, (parsed = []));
+    let v = parsed[k];
+    if (v === undefined) {
+      const raw = this.buffer.latin1Slice(at.start, at.end);
+      v = parsed[k] = parseNameAddr(raw, 0, raw.length, at.start, displayName(canonical));
+    }
+    return v;
+  }
+
+  // ------------------------------------------------------------------ the fields as they will be sent
+
+  /** Every header field as it will be sent, in order: canonical name, raw value, and the value unfolded and decoded. */
+  fieldsAsSent(): Array<{ name: string; raw: string; value: string }> {
+    const out: Array<{ name: string; raw: string; value: string }> = [];
+    const n = this._order?.length ?? this.index.names.length;
+    for (let i = 0; i < n; i++) {
+      const raw = this.liveRaw(i);
+      out.push({ name: this.nameOf(this.entry(i)), raw, value: utf8(unfold(raw)) });
+    }
+    return out;
+  }
+
+  /** Index (in the message as it will be sent) of the first field with this name at or after `from`, or -1. */
+  private liveIndex(canonical: string, from = 0): number {
+    const order = this._order;
+    if (order === undefined) return this.fieldIndex(canonical, from);
+    const names = this.index.names;
     for (let i = from; i < order.length; i++) {
       const e = order[i]!;
       if ((typeof e === 'number' ? names[e] : e.name) === canonical) return i;
@@ -307,28 +380,27 @@ export class SipMessage {
     return -1;
   }
 
-  /** The raw (latin1, still folded) text of field i's value. */
-  rawValue(i: number): string {
+  /** The raw value of field i of the message as it will be sent. */
+  private liveRaw(i: number): string {
     const e = this.entry(i);
     return typeof e === 'number' ? this.buffer.latin1Slice(this.index.valueStarts[e]!, this.index.valueEnds[e]!) : this.fieldRaw(e);
   }
 
-  /** Field i's value, unfolded and decoded as UTF-8. */
-  fieldValue(i: number): string {
-    return utf8(unfold(this.rawValue(i)));
+  private liveValue(i: number): string {
+    return utf8(unfold(this.liveRaw(i)));
   }
 
-  /** First field with that name (any case, compact or full), unfolded and trimmed. */
+  /** First field with that name (any case, compact or full) as it will be sent, unfolded and trimmed. */
   header(name: string): string | undefined {
-    const i = this.fieldIndex(canonicalName(name));
-    return i < 0 ? undefined : this.fieldValue(i);
+    const i = this.liveIndex(canonicalName(name));
+    return i < 0 ? undefined : this.liveValue(i);
   }
 
   /** Every field's whole value. */
   headerFields(name: string): string[] {
     const c = canonicalName(name);
     const out: string[] = [];
-    for (let i = this.fieldIndex(c); i >= 0; i = this.fieldIndex(c, i + 1)) out.push(this.fieldValue(i));
+    for (let i = this.liveIndex(c); i >= 0; i = this.liveIndex(c, i + 1)) out.push(this.liveValue(i));
     return out;
   }
 
@@ -337,32 +409,9 @@ export class SipMessage {
     const c = canonicalName(name);
     if (!LIST_HEADERS.has(c)) return this.headerFields(c);
     const out: string[] = [];
-    for (let i = this.fieldIndex(c); i >= 0; i = this.fieldIndex(c, i + 1)) {
-      const raw = this.rawValue(i);
+    for (let i = this.liveIndex(c); i >= 0; i = this.liveIndex(c, i + 1)) {
+      const raw = this.liveRaw(i);
       for (const [s, e] of splitList(raw)) out.push(utf8(unfold(raw.slice(s, e))));
-    }
-    return out;
-  }
-
-  /** Where every value of a list header is, across all its fields, in order. */
-  valueLocations(canonical: string): ValueLocation[] {
-    const cache = (this._locations ??= new Map());
-    let out = cache.get(canonical);
-    if (out === undefined) {
-      out = [];
-      for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
-        const e = this.entry(i);
-        const raw = this.rawValue(i);
-        for (const [s, en] of splitList(raw)) {
-          if (typeof e === 'number') {
-            const base = this.index.valueStarts[e]!;
-            out.push({ field: i, start: base + s, end: base + en });
-          } else {
-            out.push({ field: i, start: this.offsetOf(e, e.vs + s, false), end: this.offsetOf(e, e.vs + en, true) });
-          }
-        }
-      }
-      cache.set(canonical, out);
     }
     return out;
   }
@@ -389,9 +438,9 @@ export class SipMessage {
       if (this._vias !== undefined) {
         this._topVia = this._vias[0];
       } else {
-        const i = this.fieldIndex('via');
+        const i = this.liveIndex('via');
         if (i < 0) return undefined;
-        const raw = this.rawValue(i);
+        const raw = this.liveRaw(i);
         const first = splitList(raw)[0];
         if (first === undefined) throw new SipParseError('empty Via header');
         this._topVia = this.parseViaIn(i, raw, first[0], first[1]);
@@ -403,8 +452,8 @@ export class SipMessage {
   get vias(): Via[] {
     if (this._vias === undefined) {
       const out: Via[] = [];
-      for (let i = this.fieldIndex('via'); i >= 0; i = this.fieldIndex('via', i + 1)) {
-        const raw = this.rawValue(i);
+      for (let i = this.liveIndex('via'); i >= 0; i = this.liveIndex('via', i + 1)) {
+        const raw = this.liveRaw(i);
         const parts = splitList(raw);
         if (parts.length === 0) throw new SipParseError('empty Via header');
         for (const [s, e] of parts) {
@@ -429,9 +478,28 @@ export class SipMessage {
 
   get callId(): string {
     if (this._callId === undefined) {
-      const v = this.single('call-id', 'Call-ID');
-      if (v.length === 0 || hasWhiteSpace(v)) throw new SipParseError('Call-ID is empty or contains white space');
-      this._callId = v;
+      const i = this.liveIndex('call-id');
+      if (i < 0) throw new SipParseError('missing Call-ID header');
+      if (this.liveIndex('call-id', i + 1) >= 0) throw new SipParseError('more than one Call-ID header');
+      const f = this.entry(i);
+      if (typeof f !== 'number') {
+        const v = this.liveValue(i);
+        if (v.length === 0 || hasWhiteSpace(v)) throw new SipParseError('Call-ID is empty or contains white space');
+        return (this._callId = v);
+      }
+      // callid = word [ "@" word ] (§25.1): one pass over the bytes checks for white space
+      // (folding included) and whether anything needs decoding as UTF-8.
+      const b = this.buffer;
+      const s = this.index.valueStarts[f]!;
+      const e = this.index.valueEnds[f]!;
+      let ascii = true;
+      for (let p = s; p < e; p++) {
+        const c = b[p]!;
+        if (c === 32 || c === 9 || c === 13 || c === 10) throw new SipParseError('Call-ID is empty or contains white space');
+        if (c >= 128) ascii = false;
+      }
+      if (e <= s) throw new SipParseError('Call-ID is empty or contains white space');
+      this._callId = ascii ? b.latin1Slice(s, e) : utf8(b.latin1Slice(s, e));
     }
     return this._callId;
   }
@@ -449,11 +517,11 @@ export class SipMessage {
   /** undefined when absent; §20.22 / §25.1: one field, 1*DIGIT, 0..255. */
   get maxForwards(): number | undefined {
     if (this._maxForwards === null) {
-      const i = this.fieldIndex('max-forwards');
+      const i = this.liveIndex('max-forwards');
       if (i < 0) this._maxForwards = undefined;
       else {
-        if (this.fieldIndex('max-forwards', i + 1) >= 0) throw new SipParseError('more than one Max-Forwards header');
-        const v = this.fieldValue(i);
+        if (this.liveIndex('max-forwards', i + 1) >= 0) throw new SipParseError('more than one Max-Forwards header');
+        const v = this.liveValue(i);
         const n = smallNumber(v, 10);
         if (n < 0 || n > 255) throw new SipParseError('Max-Forwards is not a number from 0 to 255');
         this._maxForwards = n;
@@ -483,8 +551,8 @@ export class SipMessage {
     if (this._contacts === undefined) {
       let values = 0;
       let star = false;
-      for (let i = this.fieldIndex('contact'); i >= 0; i = this.fieldIndex('contact', i + 1)) {
-        const raw = this.rawValue(i);
+      for (let i = this.liveIndex('contact'); i >= 0; i = this.liveIndex('contact', i + 1)) {
+        const raw = this.liveRaw(i);
         for (const [s, e] of splitList(raw)) {
           values++;
           star = e - s === 1 && raw.charCodeAt(s) === 42;
@@ -496,17 +564,17 @@ export class SipMessage {
   }
 
   private single(canonical: string, display: string): string {
-    const i = this.fieldIndex(canonical);
+    const i = this.liveIndex(canonical);
     if (i < 0) throw new SipParseError(`missing ${display} header`);
-    if (this.fieldIndex(canonical, i + 1) >= 0) throw new SipParseError(`more than one ${display} header`);
-    return this.fieldValue(i);
+    if (this.liveIndex(canonical, i + 1) >= 0) throw new SipParseError(`more than one ${display} header`);
+    return this.liveValue(i);
   }
 
   private singleNameAddr(canonical: string, display: string): NameAddr {
-    const i = this.fieldIndex(canonical);
+    const i = this.liveIndex(canonical);
     if (i < 0) throw new SipParseError(`missing ${display} header`);
-    if (this.fieldIndex(canonical, i + 1) >= 0) throw new SipParseError(`more than one ${display} header`);
-    const raw = this.rawValue(i);
+    if (this.liveIndex(canonical, i + 1) >= 0) throw new SipParseError(`more than one ${display} header`);
+    const raw = this.liveRaw(i);
     try {
       return this.parseNameAddrIn(i, raw, 0, raw.length, display);
     } catch (err) {
@@ -518,8 +586,8 @@ export class SipMessage {
   private nameAddrList(canonical: string, display: string): NameAddr[] {
     const out: NameAddr[] = [];
     try {
-      for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
-        const raw = this.rawValue(i);
+      for (let i = this.liveIndex(canonical); i >= 0; i = this.liveIndex(canonical, i + 1)) {
+        const raw = this.liveRaw(i);
         for (const [s, e] of splitList(raw)) out.push(this.parseNameAddrIn(i, raw, s, e, display));
       }
     } catch (err) {
@@ -539,6 +607,10 @@ export class SipMessage {
     if (v.rportStart >= 0) {
       v.rportStart = this.offsetOf(f, vs + v.rportStart, false);
       v.rportEnd = this.offsetOf(f, vs + v.rportEnd, true);
+    }
+    if (v.receivedStart >= 0) {
+      v.receivedStart = this.offsetOf(f, vs + v.receivedStart, false);
+      v.receivedEnd = this.offsetOf(f, vs + v.receivedEnd, true);
     }
     return v;
   }
@@ -722,10 +794,8 @@ export class SipMessage {
     return new Field(c, -1, d, p === undefined ? [] : [p]);
   }
 
-  /** Cached values of that header are stale; `moved`: fields were added or removed, which renumbers them. */
-  private touched(canonical: string, moved: boolean): void {
-    if (moved) this._locations = undefined;
-    else this._locations?.delete(canonical);
+  /** Cached values of that header (as it will be sent) are stale. */
+  private touched(canonical: string): void {
     switch (canonical) {
       case 'via':
         this._topVia = undefined;
@@ -761,23 +831,23 @@ export class SipMessage {
   /** Insert a header field above the first field named `before` (or at the top of the headers). */
   insertHeaderBefore(before: string, name: string, value: string): void {
     const f = this.newField(name, value, 'insertHeaderBefore');
-    const i = this.fieldIndex(canonicalName(before));
+    const i = this.liveIndex(canonicalName(before));
     insertEntry(this.order(), i < 0 ? 0 : i, f);
-    this.touched(f.name, true);
+    this.touched(f.name);
   }
 
   /** Add a header field at the top of the header section. */
   prependHeader(name: string, value: string): void {
     const f = this.newField(name, value, 'prependHeader');
     insertEntry(this.order(), 0, f);
-    this.touched(f.name, true);
+    this.touched(f.name);
   }
 
   /** Add a header field at the end of the header section (Kamailio's append_hf). */
   appendHeader(name: string, value: string): void {
     const f = this.newField(name, value, 'appendHeader');
     this.order().push(f);
-    this.touched(f.name, true);
+    this.touched(f.name);
   }
 
   /** Remove every field with that name; how many there were. */
@@ -785,7 +855,7 @@ export class SipMessage {
     this.beginEdit();
     const c = canonicalName(name);
     refuseFraming(c);
-    if (this.fieldIndex(c) < 0) return 0;
+    if (this.liveIndex(c) < 0) return 0;
     const order = this.order();
     let n = 0;
     let w = 0;
@@ -795,7 +865,7 @@ export class SipMessage {
       else order[w++] = e;
     }
     order.length = w;
-    this.touched(c, true);
+    this.touched(c);
     return n;
   }
 
@@ -803,7 +873,7 @@ export class SipMessage {
   setHeader(name: string, value: string): void {
     this.beginEdit();
     const c = canonicalName(name);
-    const i = this.fieldIndex(c);
+    const i = this.liveIndex(c);
     if (i < 0) {
       this.appendHeader(name, value);
       return;
@@ -819,68 +889,75 @@ export class SipMessage {
       e.pieces = pieces;
       e.text = e.line = undefined;
     }
-    this.touched(c, false);
+    this.touched(c);
   }
 
-  /** Remove field i (an index as fieldIndex gives it). */
-  removeField(i: number): void {
+  /** Remove field i as received (an index as fieldIndex gives it); false when an edit removed it already. */
+  removeField(i: number): boolean {
     this.beginEdit();
+    if (!(i >= 0 && i < this.index.names.length)) throw new RangeError(`no header field #${i}`);
+    refuseFraming(this.nameOf(i));
+    const order = this._order;
+    if (order === undefined) {
+      this.removeLive(i);
+      return true;
+    }
+    for (let k = 0; k < order.length; k++) {
+      const e = order[k]!;
+      if (e === i || (typeof e !== 'number' && e.orig === i)) {
+        this.removeLive(k);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /** Remove field i of the message as it will be sent. */
+  private removeLive(i: number): void {
     const name = this.nameOf(this.entry(i));
     refuseFraming(name);
     const order = this.order();
     for (let k = i + 1; k < order.length; k++) order[k - 1] = order[k]!;
     order.length--;
-    this.touched(name, true);
+    this.touched(name);
   }
 
   /**
    * Remove one value of a list header: the whole field when it is that field's only value,
    * else the value and the comma joining it to a neighbour. `value` is its index in
-   * headerValues(canonical) now, or a value read before — a NameAddr from `routes`, a Via, a
-   * ValueLocation — which stays good whatever else was edited since (looseRoute removes
-   * several values it read at once). False when that value is no longer in the message.
+   * valueLocations(canonical) — the values as received, whatever was removed since (so that
+   * looseRoute can remove several it counted at once) — or a value read from the message
+   * (a NameAddr from `routes`, a Via, a ValueLocation), whose offsets stay good for as long
+   * as its bytes are in the message. False when that value is no longer there (removed, or
+   * its field replaced).
    */
   removeValue(canonical: string, value: number | { readonly start: number; readonly end?: number }): boolean {
     this.beginEdit();
     refuseFraming(canonical);
-    let field = -1;
-    let parts: Array<[number, number]> = [];
-    let k = -1;
+    let at: { readonly start: number; readonly end?: number };
     if (typeof value === 'number') {
-      let n = value;
-      for (let i = this.fieldIndex(canonical); i >= 0 && n >= 0; i = this.fieldIndex(canonical, i + 1)) {
-        const r = this.rawValue(i);
-        const ps = splitList(r);
-        if (n < ps.length) {
-          field = i;
-          parts = ps;
-          k = n;
-          break;
-        }
-        n -= ps.length;
-      }
-      if (k < 0) throw new RangeError(`no ${canonical} value #${value}`);
-    } else {
-      field = this.locate(value.start, false);
-      if (field < 0) return false;
-      const t = this._at;
-      const e = this.entry(field);
-      if (typeof e === 'number' && t === 0 && value.end === this.index.valueEnds[e] && this.index.names[e] === canonical) {
-        // The whole of an untouched field (our own Route entry, as a rule): no need to split it.
-        this.removeField(field);
-        return true;
-      }
-      if (this.nameOf(e) !== canonical) throw new Error(`removeValue('${canonical}'): offset ${value.start} is in a ${this.nameOf(e)} field`);
-      parts = splitList(this.rawValue(field));
-      const s = t - (typeof e === 'number' ? 0 : e.vs);
-      k = parts.findIndex((p) => p[0] === s);
-      if (k < 0) return false;
-    }
-    if (parts.length === 1) {
-      this.removeField(field);
+      const loc = this.valueLocations(canonical)[value];
+      if (loc === undefined) throw new RangeError(`no ${canonical} value #${value}`);
+      at = loc;
+    } else at = value;
+    const field = this.locate(at.start, false);
+    if (field < 0) return false;
+    const t = this._at;
+    const e = this.entry(field);
+    if (this.nameOf(e) !== canonical) throw new Error(`removeValue('${canonical}'): offset ${at.start} is in a ${this.nameOf(e)} field`);
+    if (typeof e === 'number' && t === 0 && at.end === this.index.valueEnds[e]) {
+      // The whole of an untouched field (our own Route entry, as a rule): no need to split it.
+      this.removeLive(field);
       return true;
     }
-    const e = this.entry(field);
+    const parts = splitList(this.liveRaw(field));
+    const s = t - (typeof e === 'number' ? 0 : e.vs);
+    const k = parts.findIndex((p) => p[0] === s);
+    if (k < 0) return false;
+    if (parts.length === 1) {
+      this.removeLive(field);
+      return true;
+    }
     const vs = typeof e === 'number' ? 0 : e.vs;
     if (k + 1 < parts.length) this.splice(field, vs + parts[k]![0], vs + parts[k + 1]![0], '', -1, -1);
     else this.splice(field, vs + parts[k - 1]![1], vs + parts[k]![1], '', -1, -1);
@@ -894,7 +971,7 @@ export class SipMessage {
   removeTopVia(): void {
     const top = this.topVia;
     if (top === undefined) return;
-    const i = this.fieldIndex('via');
+    const i = this.liveIndex('via');
     const o = this.entry(i);
     if (typeof o !== 'number') {
       this.removeValue('via', top);
@@ -907,7 +984,7 @@ export class SipMessage {
     let p = top.end;
     while (p < ve && (b[p] === 32 || b[p] === 9 || b[p] === 13 || b[p] === 10)) p++;
     if (p >= ve || b[p] !== 44) {
-      this.removeField(i);
+      this.removeLive(i);
       return;
     }
     // The value, its comma and the white space up to the next value.
@@ -989,7 +1066,7 @@ export class SipMessage {
     } else f.pieces = this.cutPieces(ps, t0, t1, this.written(text, from, to));
     f.text = f.line = undefined;
     order[i] = f;
-    this.touched(f.name, false);
+    this.touched(f.name);
   }
 
   /** The pieces with characters [t0, t1) replaced by `w` (or only removed). */

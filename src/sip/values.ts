@@ -36,6 +36,9 @@ export interface Via {
   /** Byte range of the `rport` parameter (name and any value), when present. */
   rportStart: number;
   rportEnd: number;
+  /** Byte range of the `received` parameter (name and value), when present (-1 otherwise). */
+  receivedStart: number;
+  receivedEnd: number;
 }
 
 export interface NameAddr {
@@ -325,11 +328,16 @@ export function parseVia(raw: string, start: number, end: number, base: number):
   const params: Params = new Map();
   let rportStart = -1;
   let rportEnd = -1;
+  let receivedStart = -1;
+  let receivedEnd = -1;
   while (sc.nextParam('Via')) {
     // A quoted via-extension value is kept as written, quotes and all.
     if (sc.pName === 'rport') {
       rportStart = base + sc.pNameStart;
       rportEnd = base + sc.i;
+    } else if (sc.pName === 'received') {
+      receivedStart = base + sc.pNameStart;
+      receivedEnd = base + sc.i;
     }
     params.set(sc.pName, sc.pValue);
   }
@@ -369,6 +377,8 @@ export function parseVia(raw: string, start: number, end: number, base: number):
     end: base + end,
     rportStart,
     rportEnd,
+    receivedStart,
+    receivedEnd,
   };
 }
 
