@@ -7,7 +7,7 @@ ARGS ?=
 # Extra arguments for vitest (CI adds its JSON reporter here).
 VITEST_ARGS ?=
 
-.PHONY: run test build install migrate bench bench-micro bench-acl build-bench clean
+.PHONY: run test build install migrate bench bench-micro bench-acl build-bench clean fuzz
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -30,6 +30,12 @@ test: build
 
 clean:
 	rm -rf dist dist-bench
+
+# The property-based tests of the parser and the edit model (test/sip/property.test.ts) for
+# longer than `make test` runs them, with a fresh seed (printed; FUZZ_SEED=... replays one).
+FUZZ_RUNS ?= 20000
+fuzz: $(NODE_STAMP)
+	FUZZ_RUNS=$(FUZZ_RUNS) $(if $(FUZZ_SEED),FUZZ_SEED=$(FUZZ_SEED)) npx vitest run test/sip/property.test.ts
 
 # Benchmarks live under test/bench/ and are not part of `make test`.
 build-bench: $(NODE_STAMP)

@@ -157,8 +157,7 @@ export class ProxyCore {
       // Not framable: no Via to answer to. Drop and count (DESIGN.md invariant).
       this.stats.unparsable++;
       this.logger.limited('debug', 'unparsable', 'dropped an unparsable message', {
-        source: `${inbound.sourceAddress}:${inbound.sourcePort}`,
-        proto: inbound.protocol,
+        source: `${inbound.protocol}:${inbound.sourceAddress}:${inbound.sourcePort}`,
         reason: err instanceof SipParseError ? err.reason : String(err),
       });
       return;
@@ -415,11 +414,11 @@ export class ProxyCore {
     if (ctx.pathWanted) msg.insertHeaderBefore('path', 'Path', `<${this.routeUri(out)}>`);
     // §18.2.1 / RFC 3581: received and rport on the sender's Via.
     const top = msg.topVia!;
+    const branch = ctx.branch; // §16.11: from the Via as it came, before received/rport change it
     for (const e of receivedEdits(top, ctx.inbound.sourceAddress, ctx.inbound.sourcePort)) {
       msg.replaceRange(e.start, e.end, e.text);
     }
     // Step 8: our Via, with the stateless branch (§16.11).
-    const branch = ctx.branch;
     msg.insertHeaderBefore('via', 'Via', ownVia(out, this.publicAddress(out), branch, ctx.inbound));
     const bytes = msg.serialize();
     // A datagram cannot be larger than 65,507 bytes (IPv4), and the next sipctl must be able
@@ -527,6 +526,7 @@ export class ProxyCore {
    * cannot be reflected at a third party.
    */
   replyOrDrop(msg: SipMessage, inbound: Inbound, status: number, reason: string | undefined, headers: readonly string[] | undefined, admitted: boolean): void {
+    msg = msg.received; // §8.2.6.2: a reply copies the request as received, not the edits made to it
     if (msg.method === 'ACK') {
       // §17.1.1.3: an ACK is never answered.
       this.drop(msg, inbound, `an ACK is never answered (would have been ${status} ${reason ?? ''})`);

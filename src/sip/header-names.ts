@@ -83,7 +83,8 @@ export function canonicalNameFromBytes(buf: Buffer, start: number, end: number):
   if (len === 1) {
     const c = buf[start]!;
     const full = c < 128 ? COMPACT_BY_BYTE[c] : undefined;
-    return full ?? String.fromCharCode(c | 0x20);
+    // Only A-Z has a lower case: `c | 0x20` would turn '_' into DEL.
+    return full ?? String.fromCharCode(c >= 65 && c <= 90 ? c | 0x20 : c);
   }
   const bucket = BY_LENGTH[len];
   if (bucket !== undefined) {
@@ -116,6 +117,22 @@ export function displayName(canonical: string): string {
   return d;
 }
 const displayCache = new Map<string, string>();
+
+/**
+ * How an edit writes a header name (displayName), or undefined when the name is not a token
+ * (RFC 3261 §25.1) and so cannot be written at all. One cached lookup for the names the
+ * proxy writes on every message.
+ */
+export function writableName(canonical: string): string | undefined {
+  let d = writableCache.get(canonical);
+  if (d === undefined) {
+    if (!isToken(canonical)) return undefined;
+    d = displayName(canonical);
+    if (writableCache.size < 1000) writableCache.set(canonical, d);
+  }
+  return d;
+}
+const writableCache = new Map<string, string>();
 
 /** RFC 3261 §25.1 token characters (1 = allowed), for header names and methods. */
 export const TOKEN_CHAR = new Uint8Array(128);

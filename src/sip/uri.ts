@@ -308,6 +308,8 @@ export function parseHeaderUri(text: string): SipUri {
 
 export function parseUri(text: string): SipUri {
   const s = text.trim();
+  // RFC 3261 §25.1: a Request-URI is an addr-spec, never in angle brackets (RFC 4475 ltgtruri).
+  if (s.charCodeAt(0) === 60) throw new SipParseError(`URI '${clip(s)}' is enclosed in <>`);
   const colon = s.indexOf(':');
   if (colon <= 0) throw new SipParseError(`'${clip(s)}' is not a URI (no scheme)`);
   const schemeText = s.slice(0, colon).toLowerCase();

@@ -67,8 +67,9 @@ class ParsedNameAddr implements NameAddr {
     readonly uriText: string,
     readonly params: Params,
     readonly tag: string | undefined,
-    readonly start: number,
-    readonly end: number,
+    // Not readonly: SipMessage maps them to stable offsets when the value was edited.
+    public start: number,
+    public end: number,
     private readonly what: string,
   ) {}
 
@@ -487,7 +488,8 @@ export function parseCSeq(value: string): { seq: number; method: string } {
   const digits = i;
   while (i < v.length && isWs(v.charCodeAt(i))) i++;
   const method = v.slice(i);
-  if (digits === 0 || digits > 10 || i === digits || method.length === 0) throw new SipParseError('CSeq: expected NUMBER METHOD');
+  if (digits === 0 || i === digits || method.length === 0) throw new SipParseError('CSeq: expected NUMBER METHOD');
+  if (digits > 10) throw new SipParseError('CSeq: number out of range (must be below 2**31)');
   for (let k = 0; k < method.length; k++) {
     if (isWs(method.charCodeAt(k))) throw new SipParseError('CSeq: expected NUMBER METHOD');
   }
