@@ -15,10 +15,11 @@ import type { ProxyConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
 import type { ReplyContext, RequestDecision, Route } from '../route/api.js';
 import { SipParseError } from '../sip/errors.js';
-import type { SipMessage } from '../sip/message.js';
+import type { SipMessage, ValueLocation } from '../sip/message.js';
+import { MAX_REQUEST_URI_BYTES } from '../sip/limits.js';
 import { MAX_HEADER_FIELDS, parseMessage } from '../sip/parse.js';
 import type { SipUri } from '../sip/uri.js';
-import type { Via } from '../sip/values.js';
+import { splitList, type Via } from '../sip/values.js';
 import type { Inbound, Listener, Protocol, Target, Transport } from '../transport/types.js';
 import { RequestCtx } from './context.js';
 import { LocalAddresses, sameAddress } from './identity.js';
@@ -255,6 +256,8 @@ export class ProxyCore {
       if (err instanceof SipParseError) return { status: 400, reason: `Bad Request (${err.reason})` };
       throw err;
     }
+    // §21.4.12: a Request-URI longer than we are willing to parse.
+    if (msg.requestUriText.length > MAX_REQUEST_URI_BYTES) return { status: 414, reason: 'Request-URI Too Long' };
     try {
       void msg.uri;
     } catch (err) {
@@ -293,21 +296,25 @@ export class ProxyCore {
     const local = this.local;
     const { valueStarts, valueEnds } = msg.index;
     const b = msg.buffer;
-    let maybe = false;
-    for (let i = msg.fieldIndex('via'); i >= 0 && !maybe; i = msg.fieldIndex('via', i + 1)) {
-      maybe = local.mentionsOurPort(b, valueStarts[i]!, valueEnds[i]!);
-    }
-    if (!maybe) return false;
-    const locations = msg.valueLocations('via');
     let ours = 0;
-    for (let k = 0; k < locations.length; k++) {
-      const at = locations[k]!;
-      if (!local.mentionsOurPort(b, at.start, at.end)) continue;
-      const via = msg.viaAt(at);
-      if (!local.isLocalVia(via)) continue;
-      if (++ours > MAX_OWN_VIAS) return true;
-      const below = locations[k + 1];
-      if (via.branch === digest.branch(below === undefined ? undefined : msg.viaAt(below))) return true;
+    for (let i = msg.fieldIndex('via'); i >= 0; i = msg.fieldIndex('via', i + 1)) {
+      // Only a field that mentions one of our ports is split into its values.
+      if (!local.mentionsOurPort(b, valueStarts[i]!, valueEnds[i]!)) continue;
+      const values = viaValuesOf(msg, i);
+      for (let k = 0; k < values.length; k++) {
+        const at = values[k]!;
+        if (!local.mentionsOurPort(b, at.start, at.end)) continue;
+        const via = msg.viaAt(at);
+        if (!local.isLocalVia(via)) continue;
+        if (++ours > MAX_OWN_VIAS) return true;
+        // The Via below ours: the next value of this field, or the first of the next Via field.
+        let below = values[k + 1];
+        if (below === undefined) {
+          const next = msg.fieldIndex('via', i + 1);
+          if (next >= 0) below = viaValuesOf(msg, next)[0];
+        }
+        if (via.branch === digest.branch(below === undefined ? undefined : msg.viaAt(below))) return true;
+      }
     }
     return false;
   }
@@ -653,4 +660,10 @@ function startsLikeResponse(b: Buffer): boolean {
   let p = 0;
   while (p < b.length && (b[p] === 13 || b[p] === 10)) p++;
   return b[p] === 83 && b[p + 1] === 73 && b[p + 2] === 80 && b[p + 3] === 47;
+}
+
+/** The values of one Via field, as byte ranges (splitting only that field). */
+function viaValuesOf(msg: SipMessage, field: number): ValueLocation[] {
+  const base = msg.index.valueStarts[field]!;
+  return splitList(msg.rawValue(field)).map(([s, e]) => ({ field, start: base + s, end: base + e }));
 }

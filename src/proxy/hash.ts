@@ -24,6 +24,21 @@ export class Hasher {
     return this;
   }
 
+  /** The bytes buf[start, end) as latin1 characters: the same as add(buf.latin1Slice(start, end)), without the string. */
+  addBytes(buf: Buffer, start: number, end: number): this {
+    let h1 = this.h1;
+    let h2 = this.h2;
+    for (let i = start; i < end; i++) {
+      const c = buf[i]!;
+      h1 = Math.imul(h1 ^ c, 0x01000193);
+      h2 = Math.imul(h2 ^ c, 0x5bd1e995);
+      h2 ^= h2 >>> 15;
+    }
+    this.h1 = Math.imul(h1 ^ 0xff, 0x01000193);
+    this.h2 = Math.imul(h2 ^ 0xff, 0x5bd1e995);
+    return this;
+  }
+
   addNumber(n: number): this {
     return this.add(String(n));
   }

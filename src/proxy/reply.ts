@@ -8,6 +8,7 @@
  * something to forward).
  */
 import type { SipMessage } from '../sip/message.js';
+import { MAX_VALUE_BYTES } from '../sip/limits.js';
 import { reasonPhrase } from '../sip/status.js';
 import { parseCSeq } from '../sip/values.js';
 import { Hasher } from './hash.js';
@@ -24,10 +25,10 @@ export function localToTag(msg: SipMessage): string {
   const h = new Hasher();
   for (const name of ['call-id', 'from']) {
     const i = msg.fieldIndex(name);
-    h.add(i < 0 ? '' : msg.rawValue(i));
+    h.add(i < 0 ? '' : boundedRaw(msg, i));
   }
   const c = msg.fieldIndex('cseq');
-  h.add(c < 0 ? '' : msg.rawValue(c).replace(/[^0-9].*$/s, ''));
+  h.add(c < 0 ? '' : boundedRaw(msg, c).replace(/[^0-9].*$/s, ''));
   let top;
   try {
     top = msg.topVia;
@@ -36,6 +37,15 @@ export function localToTag(msg: SipMessage): string {
   }
   if (top !== undefined) h.add(top.branch ?? top.host);
   return 'sl' + h.digest();
+}
+
+/**
+ * Field i's raw value, at most MAX_VALUE_BYTES of it: a longer value is refused by every
+ * parser anyway, and hashing all of it would make a crafted request cost its size again.
+ */
+function boundedRaw(msg: SipMessage, i: number): string {
+  const s = msg.index.valueStarts[i]!;
+  return msg.buffer.latin1Slice(s, Math.min(msg.index.valueEnds[i]!, s + MAX_VALUE_BYTES));
 }
 
 export interface LocalReplyOptions {
@@ -59,7 +69,21 @@ export function buildLocalReply(
 ): Buffer {
   const b = msg.buffer;
   const ix = msg.index;
+  // Built as latin1 text, except that Via fields we copy untouched go as slices of the
+  // request's buffer: a request with hundreds of Vias costs a copy, not a string per Via.
+  const parts: Buffer[] = [];
   let out = `SIP/2.0 ${status} ${sanitizeReason(reason ?? reasonPhrase(status))}\r\n`;
+
+  // A run of request lines copied as they are: [runStart, runEnd) of the request's buffer.
+  let runStart = -1;
+  let runEnd = -1;
+  const flushRun = (): void => {
+    if (runStart < 0) return;
+    if (out.length > 0) parts.push(Buffer.from(out, 'latin1'));
+    parts.push(b.subarray(runStart, runEnd));
+    out = '';
+    runStart = runEnd = -1;
+  };
 
   // Every Via field, in order, the top value with received/rport (§8.2.6.2: "MUST be equal").
   const top = msg.topVia!;
@@ -67,6 +91,23 @@ export function buildLocalReply(
   for (let i = msg.fieldIndex('via'); i >= 0; i = msg.fieldIndex('via', i + 1)) {
     const vs = ix.valueStarts[i]!;
     const ve = ix.valueEnds[i]!;
+    const lf = b.indexOf(10, vs);
+    const folded = lf >= 0 && lf < ve;
+    const ls = ix.lineStarts[i]!;
+    const le = ix.lineEnds[i]!;
+    if (!folded && b[le - 2] === 13 && (edits.length === 0 || edits[0]!.start > ve || edits[edits.length - 1]!.start < vs)) {
+      // The line as it came (its name may be the compact `v`), CRLF included; a run of such
+      // adjacent lines goes as one slice.
+      if (runEnd === ls) {
+        runEnd = le;
+      } else {
+        flushRun();
+        runStart = ls;
+        runEnd = le;
+      }
+      continue;
+    }
+    flushRun();
     let value = '';
     let pos = vs;
     for (const e of edits) {
@@ -75,8 +116,9 @@ export function buildLocalReply(
       pos = e.end;
     }
     value += b.latin1Slice(pos, ve);
-    out += `Via: ${value.replace(/\r?\n[ \t]+/g, ' ')}\r\n`;
+    out += `Via: ${folded ? value.replace(/\r?\n[ \t]+/g, ' ') : value}\r\n`;
   }
+  flushRun();
   const from = copyable(msg, 'from', () => msg.from);
   if (from !== undefined) out += `From: ${from}\r\n`;
   const to = copyable(msg, 'to', () => msg.to);
@@ -91,11 +133,14 @@ export function buildLocalReply(
   if (opts.body !== undefined) {
     const content = Buffer.from(opts.body.content, 'utf8');
     out += `Content-Type: ${opts.body.type}\r\nContent-Length: ${content.length}\r\n\r\n`;
-    return Buffer.concat([Buffer.from(out, 'latin1'), content]);
+    parts.push(Buffer.from(out, 'latin1'), content);
+    return Buffer.concat(parts);
   }
   out += 'Content-Length: 0\r\n\r\n';
   // Header text was carried byte-for-byte as latin1; write it back the same way.
-  return Buffer.from(out, 'latin1');
+  if (parts.length === 0) return Buffer.from(out, 'latin1');
+  parts.push(Buffer.from(out, 'latin1'));
+  return Buffer.concat(parts);
 }
 
 /** Does a raw To value carry a tag parameter (outside the URI's angle brackets)? */
@@ -111,6 +156,8 @@ function hasTag(to: string): boolean {
 function copyable(msg: SipMessage, canonical: string, check: (raw: string) => unknown): string | undefined {
   const i = msg.fieldIndex(canonical);
   if (i < 0 || msg.fieldIndex(canonical, i + 1) >= 0) return undefined;
+  // Longer than any value the parsers accept: not copied, and not read either.
+  if (msg.index.valueEnds[i]! - msg.index.valueStarts[i]! > MAX_VALUE_BYTES) return undefined;
   const raw = msg.rawValue(i).replace(/\r?\n[ \t]+/g, ' ');
   try {
     check(raw);

@@ -82,11 +82,13 @@ export class RequestDigest {
       // validated before we get here; a missing From only weakens the hash
     }
     this.request = new Hasher().add(msg.callId).add(fromTag).addNumber(msg.cseq.seq).add(msg.requestUriText).digest();
-    const names = msg.index.names;
+    const { names, valueStarts, valueEnds } = msg.index;
     let loop: Hasher | undefined;
     for (let i = 0; i < names.length; i++) {
       const n = names[i];
-      if (n === 'route' || n === 'proxy-require' || n === 'proxy-authorization') (loop ??= new Hasher()).add(n).add(msg.rawValue(i));
+      if (n === 'route' || n === 'proxy-require' || n === 'proxy-authorization') {
+        (loop ??= new Hasher()).add(n).addBytes(msg.buffer, valueStarts[i]!, valueEnds[i]!);
+      }
     }
     this.loop = loop === undefined ? '' : `.${loop.digest()}`;
   }

@@ -37,6 +37,7 @@
  *   injection); values are written as UTF-8, without surrounding white space.
  */
 import { SipParseError } from './errors.js';
+import { MAX_LIST_VALUES, MAX_VALUE_BYTES } from './limits.js';
 import { canonicalName, displayName, LIST_HEADERS, writableName } from './header-names.js';
 import type { StartLine } from './parse.js';
 import { parseUri, type SipUri } from './uri.js';
@@ -44,6 +45,7 @@ import {
   parseCSeq,
   parseNameAddr,
   parseVia,
+  firstListElement,
   splitList,
   unfold,
   utf8,
@@ -325,7 +327,8 @@ export class SipMessage {
       const { valueStarts } = this.index;
       for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
         const base = valueStarts[i]!;
-        for (const [s, e] of splitList(this.rawValue(i))) out.push({ field: i, start: base + s, end: base + e });
+        // At most MAX_LIST_VALUES across the fields: the split of each field stops there too.
+        for (const [s, e] of splitList(this.rawValue(i), MAX_LIST_VALUES - out.length)) out.push({ field: i, start: base + s, end: base + e });
       }
       cache.set(canonical, out);
     }
@@ -446,7 +449,7 @@ export class SipMessage {
         const i = this.liveIndex('via');
         if (i < 0) return undefined;
         const raw = this.liveRaw(i);
-        const first = splitList(raw)[0];
+        const first = firstListElement(raw);
         if (first === undefined) throw new SipParseError('empty Via header');
         this._topVia = this.parseViaIn(i, raw, first[0], first[1]);
       }
@@ -490,6 +493,7 @@ export class SipMessage {
       if (typeof f !== 'number') {
         const v = this.liveValue(i);
         if (v.length === 0 || hasWhiteSpace(v)) throw new SipParseError('Call-ID is empty or contains white space');
+        if (v.length > MAX_VALUE_BYTES) throw new SipParseError(`Call-ID longer than ${MAX_VALUE_BYTES} bytes`);
         return (this._callId = v);
       }
       // callid = word [ "@" word ] (§25.1): one pass over the bytes checks for white space
@@ -497,6 +501,7 @@ export class SipMessage {
       const b = this.buffer;
       const s = this.index.valueStarts[f]!;
       const e = this.index.valueEnds[f]!;
+      if (e - s > MAX_VALUE_BYTES) throw new SipParseError(`Call-ID longer than ${MAX_VALUE_BYTES} bytes`);
       let ascii = true;
       for (let p = s; p < e; p++) {
         const c = b[p]!;

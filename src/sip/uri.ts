@@ -8,6 +8,7 @@
  * throws anything but SipParseError.
  */
 import { SipParseError } from './errors.js';
+import { MAX_PARAMS } from './limits.js';
 import { isIPv6 } from 'node:net';
 
 /**
@@ -260,6 +261,7 @@ function parseUriParams(text: string, what: string): Map<string, string | null> 
     let semi = text.indexOf(';', i);
     if (semi < 0) semi = n;
     if (semi > i) {
+      if (params.size >= MAX_PARAMS) throw new SipParseError(`more than ${MAX_PARAMS} parameters in ${what}`);
       // tolerate ';;' (an empty part) by skipping it
       let eq = text.indexOf('=', i);
       if (eq < 0 || eq > semi) eq = -1;

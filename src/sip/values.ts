@@ -10,6 +10,7 @@
  * value or fill in rport need byte ranges, not just values.
  */
 import { SipParseError } from './errors.js';
+import { MAX_LIST_VALUES, MAX_PARAMS, MAX_VALUE_BYTES } from './limits.js';
 import { isHostnameText, isIPv4Text, parseHeaderUri, parseHostPort, unescapeUriPart, type HostType, type SipUri } from './uri.js';
 
 export type Params = Map<string, string | null>;
@@ -92,12 +93,17 @@ const isWs = (c: number): boolean => c === 32 || c === 9 || c === 13 || c === 10
  * Splits a comma-separated header value into [start, end) ranges (relative to `raw`),
  * trimmed, skipping empty elements. Commas inside "quoted strings" and <...> do not split.
  */
-export function splitList(raw: string): Array<[number, number]> {
+export function splitList(raw: string, max = MAX_LIST_VALUES): Array<[number, number]> {
+  // Without quotes or angle brackets every comma separates: find them with the native search.
+  if (raw.indexOf('"') < 0 && raw.indexOf('<') < 0) return splitAtCommas(raw, max);
   const out: Array<[number, number]> = [];
   const push = (from: number, to: number): void => {
     while (from < to && isWs(raw.charCodeAt(from))) from++;
     while (to > from && isWs(raw.charCodeAt(to - 1))) to--;
-    if (to > from) out.push([from, to]);
+    if (to > from) {
+      if (out.length >= max) throw new SipParseError(`more than ${MAX_LIST_VALUES} values in one header`);
+      out.push([from, to]);
+    }
   };
   let inQuote = false;
   let inAngle = false;
@@ -120,6 +126,56 @@ export function splitList(raw: string): Array<[number, number]> {
   if (inQuote) throw new SipParseError('unterminated quoted string');
   push(start, raw.length);
   return out;
+}
+
+function splitAtCommas(raw: string, max: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  let start = 0;
+  for (;;) {
+    const comma = raw.indexOf(',', start);
+    const end = comma < 0 ? raw.length : comma;
+    const t = trimmed(raw, start, end);
+    if (t !== undefined) {
+      if (out.length >= max) throw new SipParseError(`more than ${MAX_LIST_VALUES} values in one header`);
+      out.push(t);
+    }
+    if (comma < 0) return out;
+    start = comma + 1;
+  }
+}
+
+/**
+ * The first element of a comma-separated header value, as splitList would find it, without
+ * looking past it (the top Via of a field that holds many): [start, end) or undefined.
+ */
+export function firstListElement(raw: string): [number, number] | undefined {
+  let inQuote = false;
+  let inAngle = false;
+  let start = 0;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (inQuote) {
+      if (c === 92 /* \ */) i++;
+      else if (c === 34) inQuote = false;
+      continue;
+    }
+    if (c === 34) inQuote = true;
+    else if (c === 60 /* < */) inAngle = true;
+    else if (c === 62 /* > */) inAngle = false;
+    else if (c === 44 /* , */ && !inAngle) {
+      const first = trimmed(raw, start, i);
+      if (first !== undefined) return first;
+      start = i + 1; // an empty element (",,"): skipped, as splitList does
+    }
+  }
+  if (inQuote) throw new SipParseError('unterminated quoted string');
+  return trimmed(raw, start, raw.length);
+}
+
+function trimmed(raw: string, from: number, to: number): [number, number] | undefined {
+  while (from < to && isWs(raw.charCodeAt(from))) from++;
+  while (to > from && isWs(raw.charCodeAt(to - 1))) to--;
+  return to > from ? [from, to] : undefined;
 }
 
 /** Replaces folding (CRLF + white space) and runs of white space by one space. */
@@ -278,6 +334,7 @@ function sentByFast(raw: string, i: number, end: number): number {
  *   via-parm = sent-protocol LWS sent-by *( SEMI via-params )
  */
 export function parseVia(raw: string, start: number, end: number, base: number): Via {
+  if (end - start > MAX_VALUE_BYTES) throw new SipParseError(`Via: a value longer than ${MAX_VALUE_BYTES} bytes`);
   const sc = new Scanner(raw, start, end);
   sc.ws();
   let protocolName: string;
@@ -331,6 +388,7 @@ export function parseVia(raw: string, start: number, end: number, base: number):
   let receivedStart = -1;
   let receivedEnd = -1;
   while (sc.nextParam('Via')) {
+    if (params.size >= MAX_PARAMS) throw new SipParseError(`Via: more than ${MAX_PARAMS} parameters`);
     // A quoted via-extension value is kept as written, quotes and all.
     if (sc.pName === 'rport') {
       rportStart = base + sc.pNameStart;
@@ -406,6 +464,7 @@ function unquote(q: string): string {
  * with ';', ',' or '?' must be in angle brackets).
  */
 export function parseNameAddr(raw: string, start: number, end: number, base: number, what: string): NameAddr {
+  if (end - start > MAX_VALUE_BYTES) throw new SipParseError(`${what}: a value longer than ${MAX_VALUE_BYTES} bytes`);
   const sc = new Scanner(raw, start, end);
   sc.ws();
   let displayName: string | undefined;
@@ -463,6 +522,7 @@ export function parseHeaderParams(raw: string, from: number, end: number, what: 
   const params: Params = new Map();
   const sc = new Scanner(raw, from, end);
   while (sc.nextParam(what)) {
+    if (params.size >= MAX_PARAMS) throw new SipParseError(`${what}: more than ${MAX_PARAMS} parameters`);
     let value = sc.pValue;
     if (value !== null) {
       if (sc.pQuoted) value = unquote(value.slice(1, -1));
@@ -476,6 +536,7 @@ export function parseHeaderParams(raw: string, from: number, end: number, what: 
 
 /** CSeq: 1*DIGIT LWS Method (§20.16); the number is below 2**31. */
 export function parseCSeq(value: string): { seq: number; method: string } {
+  if (value.length > MAX_VALUE_BYTES) throw new SipParseError(`CSeq: longer than ${MAX_VALUE_BYTES} bytes`);
   const v = value.trim();
   let i = 0;
   let seq = 0;

@@ -86,4 +86,16 @@ describe('a crafted request costs O(its size) (finding 1)', () => {
     const ms = await costPerRequest(lab.caller, 482);
     expect(ms).toBeLessThan(3);
   });
+
+  it('refuses values past the parser bounds: 414 for a long Request-URI, 400 naming the value otherwise', async () => {
+    const longUri = lab.request({ uri: `sip:${'u'.repeat(5000)}@127.0.0.1:${lab.port}` });
+    lab.caller.send(longUri.text, lab.port);
+    expect((await lab.caller.next(byCallId(longUri.callId))).msg.status).toBe(414);
+    const { text, callId } = lab.request({ extra: [`Route: ${Array.from({ length: 600 }, (_, i) => `<sip:10.0.0.${i % 250}:5060;lr>`).join(',')}`] });
+    lab.caller.send(text, lab.port);
+    const r = await lab.caller.next(byCallId(callId));
+    expect(r.msg.status).toBe(400);
+    expect(r.msg.reason).toMatch(/more than 512 values/);
+  });
 });
+
