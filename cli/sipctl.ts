@@ -11,6 +11,8 @@ import { registerMigrate } from './commands/migrate.js';
 import { registerAddress } from './commands/address.js';
 import { registerDispatcher } from './commands/dispatcher.js';
 import { registerFlood } from './commands/flood.js';
+import { registerStatus } from './commands/status.js';
+import { registerTop } from './commands/top.js';
 
 export function buildProgram(): Command {
   const program = new Command('sipctl')
@@ -26,6 +28,8 @@ export function buildProgram(): Command {
   registerAddress(program);
   registerDispatcher(program);
   registerFlood(program);
+  registerStatus(program);
+  registerTop(program);
   return program;
 }
 
