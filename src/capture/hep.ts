@@ -7,7 +7,6 @@
  * encodeHepHeader() writes everything but the payload's bytes, so the SIP message is sent as
  * the second part of a scatter/gather datagram and never copied.
  */
-import { isIPv4 } from 'node:net';
 import ipaddr from 'ipaddr.js';
 
 /** Generic chunk types (vendor 0) used here. */
@@ -56,16 +55,28 @@ export interface HepMessage {
 
 const CHUNK_HEADER = 6;
 
+/** A generic chunk's header at p; returns where its value starts. */
+function chunk(b: Buffer, p: number, type: number, valueLength: number): number {
+  b[p] = 0;
+  b[p + 1] = 0;
+  b[p + 2] = type >>> 8;
+  b[p + 3] = type & 0xff;
+  const len = CHUNK_HEADER + valueLength;
+  b[p + 4] = len >>> 8;
+  b[p + 5] = len & 0xff;
+  return p + CHUNK_HEADER;
+}
+
 /**
  * The HEPv3 packet for `m` up to (and including) the payload chunk's header: the payload's
  * bytes follow it on the wire. Returns undefined when the addresses are not of one IP family
- * or the packet would exceed 65,535 bytes.
+ * or the packet would exceed 65,535 bytes. Addresses are IP literals (the transport's).
  */
 export function encodeHepHeader(m: HepMessage): Buffer | undefined {
-  const v4 = isIPv4(m.sourceAddress);
-  if (v4 !== isIPv4(m.destinationAddress)) return undefined;
+  const v4 = m.sourceAddress.indexOf(':') < 0;
+  if (v4 !== m.destinationAddress.indexOf(':') < 0) return undefined;
   const addrLen = v4 ? 4 : 16;
-  const corr = m.correlationId.length > 0 ? Buffer.byteLength(m.correlationId, 'latin1') : 0;
+  const corr = m.correlationId.length;
   const size =
     6 + // "HEP3" + total length
     (CHUNK_HEADER + 1) * 2 + // family, protocol
@@ -79,63 +90,87 @@ export function encodeHepHeader(m: HepMessage): Buffer | undefined {
   const total = size + m.payloadLength;
   if (total > HEP_MAX_PACKET) return undefined;
   const b = Buffer.allocUnsafe(size);
-  b.write('HEP3', 0, 'latin1');
-  b.writeUInt16BE(total, 4);
-  let p = 6;
-  const chunk = (type: number, length: number): void => {
-    b.writeUInt16BE(0, p);
-    b.writeUInt16BE(type, p + 2);
-    b.writeUInt16BE(CHUNK_HEADER + length, p + 4);
-    p += CHUNK_HEADER;
-  };
-  chunk(HEP_CHUNK.ipFamily, 1);
-  b.writeUInt8(v4 ? HEP_AF_INET : HEP_AF_INET6, p++);
-  chunk(HEP_CHUNK.ipProtocol, 1);
-  b.writeUInt8(m.protocol === 'udp' ? HEP_IPPROTO_UDP : HEP_IPPROTO_TCP, p++);
-  chunk(v4 ? HEP_CHUNK.ipv4Source : HEP_CHUNK.ipv6Source, addrLen);
+  b[0] = 0x48; // H
+  b[1] = 0x45; // E
+  b[2] = 0x50; // P
+  b[3] = 0x33; // 3
+  b[4] = total >>> 8;
+  b[5] = total & 0xff;
+  let p = chunk(b, 6, HEP_CHUNK.ipFamily, 1);
+  b[p++] = v4 ? HEP_AF_INET : HEP_AF_INET6;
+  p = chunk(b, p, HEP_CHUNK.ipProtocol, 1);
+  b[p++] = m.protocol === 'udp' ? HEP_IPPROTO_UDP : HEP_IPPROTO_TCP;
+  p = chunk(b, p, v4 ? HEP_CHUNK.ipv4Source : HEP_CHUNK.ipv6Source, addrLen);
   p = writeAddress(b, p, m.sourceAddress, v4);
-  chunk(v4 ? HEP_CHUNK.ipv4Destination : HEP_CHUNK.ipv6Destination, addrLen);
+  p = chunk(b, p, v4 ? HEP_CHUNK.ipv4Destination : HEP_CHUNK.ipv6Destination, addrLen);
   p = writeAddress(b, p, m.destinationAddress, v4);
-  chunk(HEP_CHUNK.sourcePort, 2);
+  p = chunk(b, p, HEP_CHUNK.sourcePort, 2);
   b.writeUInt16BE(m.sourcePort & 0xffff, p);
-  p += 2;
-  chunk(HEP_CHUNK.destinationPort, 2);
+  p = chunk(b, p + 2, HEP_CHUNK.destinationPort, 2);
   b.writeUInt16BE(m.destinationPort & 0xffff, p);
-  p += 2;
   const seconds = Math.floor(m.timeMs / 1000);
-  chunk(HEP_CHUNK.timeSeconds, 4);
+  p = chunk(b, p + 2, HEP_CHUNK.timeSeconds, 4);
   b.writeUInt32BE(seconds >>> 0, p);
-  p += 4;
-  chunk(HEP_CHUNK.timeMicroseconds, 4);
+  p = chunk(b, p + 4, HEP_CHUNK.timeMicroseconds, 4);
   b.writeUInt32BE(Math.min(999_999, Math.floor((m.timeMs - seconds * 1000) * 1000)) >>> 0, p);
-  p += 4;
-  chunk(HEP_CHUNK.protocolType, 1);
-  b.writeUInt8(HEP_PROTO_SIP, p++);
-  chunk(HEP_CHUNK.captureId, 4);
+  p = chunk(b, p + 4, HEP_CHUNK.protocolType, 1);
+  b[p++] = HEP_PROTO_SIP;
+  p = chunk(b, p, HEP_CHUNK.captureId, 4);
   b.writeUInt32BE(m.captureId >>> 0, p);
   p += 4;
   if (corr > 0) {
-    chunk(HEP_CHUNK.correlationId, corr);
+    p = chunk(b, p, HEP_CHUNK.correlationId, corr);
     p += b.write(m.correlationId, p, 'latin1');
   }
-  chunk(HEP_CHUNK.payload, m.payloadLength);
+  chunk(b, p, HEP_CHUNK.payload, m.payloadLength);
   return b;
 }
 
+/** Writes an IP literal's 4 or 16 bytes at p. IPv4 is read digit by digit (no allocation). */
 function writeAddress(b: Buffer, p: number, address: string, v4: boolean): number {
-  const bytes = addressBytes(address, v4);
-  for (let i = 0; i < bytes.length; i++) b[p + i] = bytes[i]!;
-  return p + bytes.length;
+  if (v4) {
+    let octet = 0;
+    let k = 0;
+    for (let i = 0; i < address.length && k < 4; i++) {
+      const c = address.charCodeAt(i);
+      if (c === 46 /* . */) {
+        b[p + k++] = octet & 0xff;
+        octet = 0;
+      } else {
+        octet = octet * 10 + (c - 48);
+      }
+    }
+    if (k < 4) b[p + k++] = octet & 0xff;
+    while (k < 4) b[p + k++] = 0;
+    return p + 4;
+  }
+  const bytes = addressBytes(address, false);
+  for (let i = 0; i < 16; i++) b[p + i] = bytes[i] ?? 0;
+  return p + 16;
 }
 
 /** The 4 or 16 bytes of an IP literal (an IPv4-mapped IPv6 address stays IPv6; a zone id is ignored). */
 export function addressBytes(address: string, v4: boolean): number[] {
   try {
     const zone = address.indexOf('%');
-    return ipaddr.parse(zone >= 0 ? address.slice(0, zone) : address).toByteArray();
+    const bytes = ipaddr.parse(zone >= 0 ? address.slice(0, zone) : address).toByteArray();
+    // "::ffff:1.2.3.4" parses as IPv4 in ipaddr.js: give it back as the IPv6 it was written as.
+    return !v4 && bytes.length === 4 ? [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...bytes] : bytes;
   } catch {
     return new Array<number>(v4 ? 4 : 16).fill(0);
   }
+}
+
+/** "call-id" at b[p..p+7), any case (the caller checked the 'c'). */
+function isCallIdName(b: Buffer, p: number): boolean {
+  return (
+    (b[p + 1]! | 0x20) === 0x61 && // a
+    (b[p + 2]! | 0x20) === 0x6c && // l
+    (b[p + 3]! | 0x20) === 0x6c && // l
+    b[p + 4] === 0x2d && // -
+    (b[p + 5]! | 0x20) === 0x69 && // i
+    (b[p + 6]! | 0x20) === 0x64 // d
+  );
 }
 
 /**
@@ -157,7 +192,7 @@ export function findCallId(b: Buffer): string {
       let q = p + 1;
       while (q < lineEnd && (b[q] === 32 || b[q] === 9)) q++;
       if (b[q] === 58) colon = q;
-    } else if (c === 0x63 /* c */ && lineEnd - p > 7 && b.toString('latin1', p, p + 7).toLowerCase() === 'call-id') {
+    } else if (c === 0x63 /* c */ && lineEnd - p > 7 && isCallIdName(b, p)) {
       let q = p + 7;
       while (q < lineEnd && (b[q] === 32 || b[q] === 9)) q++;
       if (b[q] === 58) colon = q;

@@ -77,9 +77,10 @@ export class HepMirror {
       // The collector is an IP literal: no DNS, no deferred send.
       lookup: (address, _family, cb) => cb(null, address, address.includes(':') ? 6 : 4),
     });
+    // Connected: the kernel looks the route up once, not per datagram.
     await new Promise<void>((resolve, reject) => {
       socket.once('error', reject);
-      socket.bind(0, () => {
+      socket.connect(collector.port, collector.address, () => {
         socket.removeListener('error', reject);
         resolve();
       });
@@ -161,7 +162,7 @@ export class HepMirror {
         continue;
       }
       try {
-        this.socket.send([header, payload], this.collectorPort, this.collectorAddress);
+        this.socket.send([header, payload]);
         s.sent++;
       } catch {
         s.errors++;

@@ -25,7 +25,7 @@ import {
 import { SipctlError, usageError } from '../errors.js';
 import { FloodGuard, floodControlHandlers } from '../flood/index.js';
 import { Logger } from '../log/logger.js';
-import { createRegistry, Observability, ReloadLog, startMetricsServer } from '../metrics/index.js';
+import { Observability, ReloadLog } from '../metrics/observer.js';
 import { ProxyCore } from '../proxy/core.js';
 import { sameAddress } from '../proxy/identity.js';
 import type { Dispatch } from '../proxy/services.js';
@@ -329,6 +329,8 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
 
     // ---- Prometheus /metrics, /healthz, /readyz (off unless metrics.listen is set)
     if (config.metrics.listen !== undefined) {
+      // Loaded only when asked for: prom-client costs start-up time a proxy without metrics need not pay.
+      const { createRegistry, startMetricsServer } = await import('../metrics/index.js');
       const server = await startMetricsServer(config.metrics.listen, observability, createRegistry(observability));
       observability.proxy.metricsListen = server.listen;
       closers.push(() => server.close());
