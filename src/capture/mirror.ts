@@ -1,16 +1,20 @@
 /**
  * SIP capture: every message the proxy receives and sends, mirrored to a HEP collector
- * (Homer, heplify-server, sngrep -L) as HEPv3 over UDP.
+ * (Homer, heplify-server, sngrep -L) as HEPv3, over UDP (one datagram per message, what every
+ * collector reads) or TCP (the packets of one event-loop turn in one write: far fewer system
+ * calls under load; heplify-server and Homer accept it, sngrep does not).
  *
  * Off the forwarding path: the taps (received / sent) only note the message in a fixed-size
  * ring — references and numbers, no copy, no encoding, no I/O — and the ring is encoded and
  * sent on the next turn of the event loop (setImmediate), after the messages of this turn
  * have been forwarded. Never blocking, never growing: when the ring is full, or the capture
  * socket already holds MAX_SOCKET_QUEUE datagrams the kernel has not taken (a collector or a
- * network that cannot keep up), the message is dropped from the capture and counted. The
- * forwarded copy is never affected.
+ * network that cannot keep up) — over TCP, when MAX_TCP_QUEUED_BYTES are waiting or the
+ * connection is down (it is re-established every RECONNECT_MS) — the message is dropped from
+ * the capture and counted. The forwarded copy is never affected.
  */
 import dgram from 'node:dgram';
+import net from 'node:net';
 import type { Inbound, Listener, Target } from '../transport/types.js';
 import { usageError } from '../errors.js';
 import { encodeHepHeader, findCallId } from './hep.js';
@@ -19,6 +23,10 @@ import { encodeHepHeader, findCallId } from './hep.js';
 export const CAPTURE_RING = 4096;
 /** Datagrams queued in the capture socket (not yet taken by the kernel) before the capture drops. */
 export const MAX_SOCKET_QUEUE = 1024;
+/** Bytes waiting on the TCP connection to the collector before the capture drops. */
+export const MAX_TCP_QUEUED_BYTES = 4 * 1024 * 1024;
+/** How long after losing (or failing to open) the TCP connection it is tried again. */
+export const RECONNECT_MS = 2000;
 
 export interface CaptureStats {
   /** Messages the taps saw. */
@@ -32,7 +40,7 @@ export interface CaptureStats {
 }
 
 export interface HepMirrorOptions {
-  /** The collector, `udp:IP:PORT`. */
+  /** The collector, `udp:IP:PORT` or `tcp:IP:PORT`. */
   collector: string;
   /** HEP capture agent id (chunk 0x000c). */
   captureId: number;
@@ -41,12 +49,137 @@ export interface HepMirrorOptions {
 const UDP = 0;
 const TCP = 1;
 
+/** Where HEP packets go: a UDP socket (a datagram each) or a TCP connection (a write per batch). */
+interface HepSink {
+  /** Can another packet be taken now? */
+  ready(): boolean;
+  /** One packet (the header and the message, not copied). */
+  add(header: Buffer, payload: Buffer): void;
+  /** The end of a batch (one event-loop turn). */
+  flush(): void;
+  close(): Promise<void>;
+}
+
+class UdpSink implements HepSink {
+  constructor(private readonly socket: dgram.Socket, private readonly stats: CaptureStats) {
+    socket.on('error', () => {
+      stats.errors++;
+    });
+  }
+
+  static async open(address: string, port: number, stats: CaptureStats): Promise<UdpSink> {
+    const socket = dgram.createSocket({
+      type: address.includes(':') ? 'udp6' : 'udp4',
+      // The collector is an IP literal: no DNS, no deferred send.
+      lookup: (a, _family, cb) => cb(null, a, a.includes(':') ? 6 : 4),
+    });
+    // Connected: the kernel looks the route up once, not per datagram.
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.connect(port, address, () => {
+        socket.removeListener('error', reject);
+        resolve();
+      });
+    });
+    return new UdpSink(socket, stats);
+  }
+
+  ready(): boolean {
+    return this.socket.getSendQueueCount() < MAX_SOCKET_QUEUE;
+  }
+
+  add(header: Buffer, payload: Buffer): void {
+    try {
+      this.socket.send([header, payload]);
+      this.stats.sent++;
+    } catch {
+      this.stats.errors++;
+    }
+  }
+
+  flush(): void {}
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.socket.close(() => resolve()));
+  }
+}
+
+class TcpSink implements HepSink {
+  private socket: net.Socket | undefined;
+  private connected = false;
+  private closed = false;
+  private timer: NodeJS.Timeout | undefined;
+  private batch: Buffer[] = [];
+  private batchPackets = 0;
+
+  constructor(private readonly address: string, private readonly port: number, private readonly stats: CaptureStats) {
+    this.connect();
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    const socket = net.connect({ host: this.address, port: this.port });
+    this.socket = socket;
+    socket.setNoDelay(true);
+    socket.on('connect', () => {
+      this.connected = true;
+    });
+    // Whatever the collector sends is not ours to read; keep the socket flowing.
+    socket.on('data', () => {});
+    socket.on('error', () => {
+      this.stats.errors++;
+    });
+    socket.on('close', () => {
+      this.connected = false;
+      if (this.socket === socket) this.socket = undefined;
+      if (!this.closed) {
+        this.timer = setTimeout(() => this.connect(), RECONNECT_MS);
+        this.timer.unref();
+      }
+    });
+  }
+
+  ready(): boolean {
+    return this.connected && this.socket !== undefined && this.socket.writableLength < MAX_TCP_QUEUED_BYTES;
+  }
+
+  add(header: Buffer, payload: Buffer): void {
+    this.batch.push(header, payload);
+    this.batchPackets++;
+  }
+
+  flush(): void {
+    if (this.batchPackets === 0) return;
+    const socket = this.socket;
+    if (socket !== undefined && this.connected) {
+      // One write (one system call) for the whole turn's packets.
+      socket.write(Buffer.concat(this.batch));
+      this.stats.sent += this.batchPackets;
+    } else {
+      this.stats.dropped += this.batchPackets;
+    }
+    this.batch = [];
+    this.batchPackets = 0;
+  }
+
+  close(): Promise<void> {
+    this.closed = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    const socket = this.socket;
+    if (socket === undefined) return Promise.resolve();
+    return new Promise((resolve) => {
+      socket.once('close', () => resolve());
+      socket.end();
+      setTimeout(() => socket.destroy(), 1000).unref();
+    });
+  }
+}
+
 export class HepMirror {
-  readonly collectorAddress: string;
-  readonly collectorPort: number;
+  readonly collector: string;
   private readonly captureId: number;
-  private readonly socket: dgram.Socket;
-  private readonly stats_: CaptureStats = { captured: 0, sent: 0, dropped: 0, errors: 0 };
+  private readonly sink: HepSink;
+  private readonly stats_: CaptureStats;
   // The ring, as parallel arrays: a noted message allocates nothing.
   private readonly payloads: (Buffer | undefined)[] = new Array(CAPTURE_RING).fill(undefined);
   private readonly protocols = new Uint8Array(CAPTURE_RING);
@@ -59,33 +192,22 @@ export class HepMirror {
   private scheduled = false;
   private closed = false;
 
-  private constructor(collector: { address: string; port: number }, captureId: number, socket: dgram.Socket) {
-    this.collectorAddress = collector.address;
-    this.collectorPort = collector.port;
+  private constructor(collector: string, captureId: number, sink: HepSink, stats: CaptureStats) {
+    this.collector = collector;
     this.captureId = captureId;
-    this.socket = socket;
-    socket.on('error', () => {
-      this.stats_.errors++;
-    });
+    this.sink = sink;
+    this.stats_ = stats;
   }
 
-  /** Opens the capture socket (an ephemeral port of the collector's family). */
+  /**
+   * Opens the capture socket: a connected UDP socket, or a TCP connection (established in the
+   * background and re-established when lost; until it is up, captured messages are dropped).
+   */
   static async open(opts: HepMirrorOptions): Promise<HepMirror> {
-    const collector = parseCollector(opts.collector);
-    const socket = dgram.createSocket({
-      type: collector.address.includes(':') ? 'udp6' : 'udp4',
-      // The collector is an IP literal: no DNS, no deferred send.
-      lookup: (address, _family, cb) => cb(null, address, address.includes(':') ? 6 : 4),
-    });
-    // Connected: the kernel looks the route up once, not per datagram.
-    await new Promise<void>((resolve, reject) => {
-      socket.once('error', reject);
-      socket.connect(collector.port, collector.address, () => {
-        socket.removeListener('error', reject);
-        resolve();
-      });
-    });
-    return new HepMirror(collector, opts.captureId, socket);
+    const c = parseCollector(opts.collector);
+    const stats: CaptureStats = { captured: 0, sent: 0, dropped: 0, errors: 0 };
+    const sink = c.protocol === 'udp' ? await UdpSink.open(c.address, c.port, stats) : new TcpSink(c.address, c.port, stats);
+    return new HepMirror(opts.collector, opts.captureId, sink, stats);
   }
 
   /** The receive tap: a framed message as it arrived. */
@@ -108,7 +230,7 @@ export class HepMirror {
     if (this.closed) return Promise.resolve();
     this.flush();
     this.closed = true;
-    return new Promise((resolve) => this.socket.close(() => resolve()));
+    return this.sink.close();
   }
 
   private note(protocol: 'udp' | 'tcp', bytes: Buffer, src: string, srcPort: number, dst: string, dstPort: number): void {
@@ -142,7 +264,7 @@ export class HepMirror {
     for (let i = 0; i < n; i++) {
       const payload = this.payloads[i]!;
       this.payloads[i] = undefined; // do not keep the message alive
-      if (this.closed || this.socket.getSendQueueCount() >= MAX_SOCKET_QUEUE) {
+      if (this.closed || !this.sink.ready()) {
         s.dropped++;
         continue;
       }
@@ -161,22 +283,21 @@ export class HepMirror {
         s.dropped++;
         continue;
       }
-      try {
-        this.socket.send([header, payload]);
-        s.sent++;
-      } catch {
-        s.errors++;
-      }
+      this.sink.add(header, payload);
     }
+    this.sink.flush();
   };
 }
 
-/** `udp:127.0.0.1:9060`, `udp:[::1]:9060` → address and port. */
-export function parseCollector(spec: string): { address: string; port: number } {
-  const m = /^udp:(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(spec);
-  const port = m === null ? NaN : Number(m[3]);
+/** `udp:127.0.0.1:9060`, `tcp:[::1]:9060` → protocol, address and port. */
+export function parseCollector(spec: string): { protocol: 'udp' | 'tcp'; address: string; port: number } {
+  const m = /^(udp|tcp):(?:\[([0-9a-fA-F:.]+)\]|([0-9.]+)):([0-9]{1,5})$/.exec(spec);
+  const port = m === null ? NaN : Number(m[4]);
   if (m === null || !(port > 0 && port < 65536)) {
-    throw usageError('E_CONFIG_BAD_VALUE', `config capture.hep: expected udp:IP:PORT of a HEP collector, e.g. udp:127.0.0.1:9060, got ${JSON.stringify(spec)}`);
+    throw usageError(
+      'E_CONFIG_BAD_VALUE',
+      `config capture.hep: expected udp:IP:PORT or tcp:IP:PORT of a HEP collector, e.g. udp:127.0.0.1:9060, got ${JSON.stringify(spec)}`,
+    );
   }
-  return { address: (m[1] ?? m[2])!, port };
+  return { protocol: m[1] as 'udp' | 'tcp', address: (m[2] ?? m[3])!, port };
 }

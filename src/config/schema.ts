@@ -392,8 +392,8 @@ function applyObservability(c: ProxyConfig, input: Obj): void {
     checkKeys(k, ['hep', 'id'], 'capture.');
     if (k.hep !== undefined) {
       c.capture.hep = k.hep === null || k.hep === false || k.hep === 'off' ? undefined : str(k.hep, 'capture.hep');
-      if (c.capture.hep !== undefined && !/^udp:(\[[0-9a-fA-F:.]+\]|[0-9.]+):[0-9]{1,5}$/.test(c.capture.hep)) {
-        bad('capture.hep', `expected udp:IP:PORT of a HEP collector, e.g. udp:127.0.0.1:9060, got ${JSON.stringify(c.capture.hep)}`);
+      if (c.capture.hep !== undefined && !/^(udp|tcp):(\[[0-9a-fA-F:.]+\]|[0-9.]+):[0-9]{1,5}$/.test(c.capture.hep)) {
+        bad('capture.hep', `expected udp:IP:PORT or tcp:IP:PORT of a HEP collector, e.g. udp:127.0.0.1:9060, got ${JSON.stringify(c.capture.hep)}`);
       }
     }
     if (k.id !== undefined) c.capture.id = int(k.id, 'capture.id', 0, 0xffff_ffff);

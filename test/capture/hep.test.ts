@@ -4,6 +4,7 @@
  * than its ring is dropped and counted, never queued without limit.
  */
 import { createSocket, type Socket } from 'node:dgram';
+import { createServer, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { CAPTURE_RING, encodeHepHeader, findCallId, HepMirror, HEP_MAX_PACKET } from '../../src/capture/index.js';
 import type { Listener } from '../../src/transport/types.js';
@@ -146,5 +147,57 @@ describe('HepMirror over loopback', () => {
     expect(s.dropped).toBeGreaterThanOrEqual(extra);
     await until(() => c.packets.length > 0);
     expect(c.packets.length).toBeGreaterThan(0);
+  });
+
+  it('over TCP: the packets of a turn in one stream write, split again by their length fields', async () => {
+    const chunks: Buffer[] = [];
+    let connected = false;
+    const server: Server = createServer((c) => {
+      connected = true;
+      c.on('data', (d: Buffer) => chunks.push(d));
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as { port: number }).port;
+    try {
+      mirror = await HepMirror.open({ collector: `tcp:127.0.0.1:${port}`, captureId: 9 });
+      // The connection is made in the background; until it is up, messages would be dropped.
+      await until(() => connected, 2000);
+      await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 3; i++) mirror.received({ bytes: INVITE, protocol: 'tcp', sourceAddress: '127.0.0.9', sourcePort: 5099 + i, listener });
+      const stream = (): Buffer => Buffer.concat(chunks);
+      await until(() => stream().length >= 3 * (INVITE.length + 60));
+      const all = stream();
+      const packets: Buffer[] = [];
+      for (let p = 0; p < all.length; ) {
+        const len = all.readUInt16BE(p + 4);
+        packets.push(all.subarray(p, p + len));
+        p += len;
+      }
+      const decoded = packets.map(decodeHep);
+      expect(decoded.map((d) => [d.ipProtocol, d.sourcePort, d.captureId])).toEqual([
+        [6, 5099, 9],
+        [6, 5100, 9],
+        [6, 5101, 9],
+      ]);
+      expect(decoded.every((d) => d.payload.equals(INVITE))).toBe(true);
+      expect(mirror.stats()).toMatchObject({ captured: 3, sent: 3, dropped: 0 });
+    } finally {
+      await mirror?.close();
+      mirror = undefined;
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
+  it('over TCP with no collector listening: drops and counts, and goes on', async () => {
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const port = (probe.address() as { port: number }).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    mirror = await HepMirror.open({ collector: `tcp:127.0.0.1:${port}`, captureId: 9 });
+    await new Promise((r) => setTimeout(r, 100));
+    mirror.received({ bytes: INVITE, protocol: 'udp', sourceAddress: '127.0.0.9', sourcePort: 5099, listener });
+    await until(() => mirror!.stats().dropped === 1);
+    expect(mirror.stats()).toMatchObject({ captured: 1, sent: 0, dropped: 1 });
+    expect(mirror.stats().errors).toBeGreaterThanOrEqual(1);
   });
 });

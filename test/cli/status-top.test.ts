@@ -160,10 +160,10 @@ describe('serve options for observability', () => {
     const f = await runCli(['serve', '--log-format', 'xml', '--db', `${proxy.dir}/x.db`, '--control', `${proxy.dir}/x.sock`]);
     expect(f.code).toBe(2);
     expect(stderrLines(f)).toEqual(['sipctl: config log.format: expected text or json, got "xml"']);
-    writeFileSync(`${proxy.dir}/bad.yaml`, 'capture: { hep: "tcp:127.0.0.1:9060" }\n');
+    writeFileSync(`${proxy.dir}/bad.yaml`, 'capture: { hep: "http://127.0.0.1:9060" }\n');
     const c = await runCli(['serve', '--config', `${proxy.dir}/bad.yaml`, '--db', `${proxy.dir}/x.db`, '--control', `${proxy.dir}/x.sock`]);
     expect(c.code).toBe(2);
-    expect(stderrLines(c)).toEqual([expect.stringContaining('config capture.hep: expected udp:IP:PORT of a HEP collector')]);
+    expect(stderrLines(c)).toEqual([expect.stringContaining('config capture.hep: expected udp:IP:PORT or tcp:IP:PORT of a HEP collector')]);
     writeFileSync(`${proxy.dir}/bad.yaml`, 'metrics: { port: 9090 }\n');
     const k = await runCli(['serve', '--config', `${proxy.dir}/bad.yaml`, '--db', `${proxy.dir}/x.db`, '--control', `${proxy.dir}/x.sock`]);
     expect(k.code).toBe(2);
