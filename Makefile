@@ -7,7 +7,7 @@ ARGS ?=
 # Extra arguments for vitest (CI adds its JSON reporter here).
 VITEST_ARGS ?=
 
-.PHONY: run test build install migrate bench bench-micro bench-acl build-bench clean fuzz
+.PHONY: run test build install migrate bench bench-obs bench-micro bench-acl bench-log build-bench clean fuzz
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -49,6 +49,14 @@ bench-acl: build-bench
 bench-micro: build-bench
 	node --expose-gc dist-bench/test/bench/micro.js
 
+# CPU per log line: sipctl's logger (text, JSON) against pino.
+bench-log: build-bench
+	node dist-bench/test/bench/log.js
+
 # Side by side with Kamailio under SIPp load (installs sipp and kamailio when missing).
 bench: build-bench
 	bash test/bench/bench.sh
+
+# What metrics (scraped every second) and HEP capture cost sipctl under the same SIPp load.
+bench-obs: build
+	bash test/bench/bench-obs.sh

@@ -12,6 +12,8 @@ import { registerAddress } from './commands/address.js';
 import { registerDispatcher } from './commands/dispatcher.js';
 import { registerFlood } from './commands/flood.js';
 import { registerCluster } from './commands/cluster.js';
+import { registerStatus } from './commands/status.js';
+import { registerTop } from './commands/top.js';
 
 export function buildProgram(): Command {
   const program = new Command('sipctl')
@@ -28,6 +30,8 @@ export function buildProgram(): Command {
   registerDispatcher(program);
   registerFlood(program);
   registerCluster(program);
+  registerStatus(program);
+  registerTop(program);
   return program;
 }
 

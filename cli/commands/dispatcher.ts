@@ -243,6 +243,13 @@ function lastProbeText(d: DumpDestination): string {
   return `${p.ok ? 'ok' : 'FAIL'} ${what}${latency}`;
 }
 
+/** `12 / 10.5` (last / moving average, ms); '-' before any answer. Older proxies send no such field. */
+function probeLatencyText(d: DumpDestination): string {
+  const l = d.probeLatencyMs;
+  if (l === null || l === undefined) return '-';
+  return `${l.last === null ? '-' : l.last} / ${l.avg}`;
+}
+
 async function dumpCommand(opts: ControlOption & JsonOption): Promise<void> {
   const dump = await requestDump(resolveControlPath(opts.control));
   if (opts.json) {
@@ -260,7 +267,10 @@ async function dumpCommand(opts: ControlOption & JsonOption): Promise<void> {
         `${d.state} (${d.flags})`,
         d.priority,
         d.requestsSent,
+        d.requestsLastMinute ?? '-',
         lastProbeText(d),
+        probeLatencyText(d),
+        d.probeFailures ?? '-',
         d.targets.map(targetText).join(' ') || '-',
         d.stateReason,
       ]);
@@ -270,9 +280,11 @@ async function dumpCommand(opts: ControlOption & JsonOption): Promise<void> {
     printLine('the proxy holds no destination sets (every dispatched request will be answered 503)');
     return;
   }
-  printTable(['set', 'destination', 'state', 'priority', 'requests', 'last probe', 'targets', 'why'], rows, {
-    align: ['right', 'left', 'left', 'right', 'right', 'left', 'left', 'left'],
-  });
+  printTable(
+    ['set', 'destination', 'state', 'priority', 'requests', 'last min', 'last probe', 'probe ms last / avg', 'probe fails', 'targets', 'why'],
+    rows,
+    { align: ['right', 'left', 'left', 'right', 'right', 'right', 'left', 'right', 'right', 'left', 'left'] },
+  );
   printLine(`the proxy holds ${plural(total, 'destination', 'destinations')} in ${plural(dump.sets.length, 'set', 'sets')}`);
 }
 
@@ -359,7 +371,7 @@ export function registerDispatcher(program: Command): void {
 
   dispatcher
     .command('dump')
-    .description('show what the running proxy holds: states, requests sent, last probe, resolved targets')
+    .description('show what the running proxy holds: states, requests sent (total, last minute), probes (last, latency last / average, failures), resolved targets')
     .option('--json', 'print {sets: [{setid, destinations: [...]}]}')
     .option('--control <path>', CONTROL_HELP)
     .option('--db <path>', DB_IGNORED_HELP)

@@ -11,6 +11,8 @@ interface ServeFlags {
   db?: string;
   control?: string;
   logLevel?: string;
+  logFormat?: string;
+  metrics?: string;
   alias?: string[];
   advertise?: string;
   node?: string;
@@ -33,7 +35,13 @@ export function resolveServeConfig(flags: ServeFlags): ProxyConfig {
   if (flags.control !== undefined) over.control = flags.control;
   if (flags.alias !== undefined) over.aliases = flags.alias;
   if (flags.advertise !== undefined) over.advertise = flags.advertise;
-  if (flags.logLevel !== undefined) over.log = { level: flags.logLevel };
+  if (flags.logLevel !== undefined || flags.logFormat !== undefined) {
+    over.log = {
+      ...(flags.logLevel !== undefined ? { level: flags.logLevel } : {}),
+      ...(flags.logFormat !== undefined ? { format: flags.logFormat } : {}),
+    };
+  }
+  if (flags.metrics !== undefined) over.metrics = { listen: flags.metrics };
   if (flags.node !== undefined) over.cluster = { node: flags.node };
   return applyConfig(config, over, 'flags');
 }
@@ -52,9 +60,11 @@ export function registerServe(program: Command): void {
     .option('--advertise <host[:port]>', 'the address peers reach this proxy at, for Via and Record-Route (needed with 0.0.0.0 / [::] listeners or NAT)')
     .option('--log-level <level>', 'error, warn, info or debug')
     .option('--node <name>', 'this node\'s name in the shared database\'s node table (default HOST:PORT)')
+    .option('--log-format <format>', 'text (default) or json: one JSON object per line')
+    .option('--metrics <ip:port>', 'serve Prometheus /metrics, /healthz and /readyz here, e.g. 127.0.0.1:9090 (default off)')
     .action(async (flags: ServeFlags) => {
       const config = resolveServeConfig(flags);
-      const logger = new Logger({ level: config.log.level });
+      const logger = new Logger({ level: config.log.level, format: config.log.format });
       // Never crash on a stray rejection or exception: log it and go on (DESIGN.md invariant).
       process.on('unhandledRejection', (reason) => logger.error('unhandled rejection', { error: String(reason) }));
       process.on('uncaughtException', (err) => logger.error('uncaught exception', { error: err.stack ?? err.message }));
@@ -62,7 +72,8 @@ export function registerServe(program: Command): void {
       const { startProxy } = await import('../../src/serve/start.js');
       const proxy = await startProxy(config, { logger });
       process.stdout.write(
-        `sipctl serving on ${proxy.listeners.join(', ')} (control ${config.control}, db ${describeLocation(config.db)}, pid ${process.pid})\n`,
+        `sipctl serving on ${proxy.listeners.join(', ')} (control ${config.control}, db ${describeLocation(config.db)}` +
+          `${proxy.observability.proxy.metricsListen === undefined ? '' : `, metrics ${proxy.observability.proxy.metricsListen}`}, pid ${process.pid})\n`,
       );
       await new Promise<void>((resolve) => {
         const stop = (signal: string): void => {

@@ -4,7 +4,7 @@
  * key or a bad value is one clear line naming the key, and exit 2.
  */
 import { usageError } from '../errors.js';
-import type { LogLevel } from '../log/logger.js';
+import type { LogFormat, LogLevel } from '../log/logger.js';
 import { DEFAULT_CONTROL_PATH, DEFAULT_DB_PATH } from './paths.js';
 import type { ProbeConfig } from '../dispatcher/probe.js';
 import { checkPostgresUrl, isPostgresUrl } from '../store/location.js';
@@ -35,7 +35,7 @@ export interface ProxyConfig {
   forward: string | undefined;
   /** Record-Route initial INVITE / SUBSCRIBE / REFER (RFC 3261 §16.6 step 4). */
   recordRoute: boolean;
-  log: { level: LogLevel };
+  log: { level: LogLevel; format: LogFormat };
   acl: {
     /** Groups whose entries admit a request; 'any' = every group. */
     groups: number[] | 'any';
@@ -99,6 +99,10 @@ export interface ProxyConfig {
   cluster: ClusterConfig;
   /** Flood control per source address (Kamailio's pike); see src/flood/guard.ts. */
   flood: FloodConfig;
+  /** Prometheus /metrics, /healthz, /readyz on HOST:PORT (src/metrics/); off when undefined. */
+  metrics: { listen: string | undefined };
+  /** HEPv3 mirroring of every SIP message to a collector (src/capture/); off when hep is undefined. */
+  capture: { hep: string | undefined; id: number };
 }
 
 export interface FloodConfig {
@@ -123,7 +127,7 @@ export function defaultConfig(): ProxyConfig {
     control: DEFAULT_CONTROL_PATH,
     forward: undefined,
     recordRoute: true,
-    log: { level: 'info' },
+    log: { level: 'info', format: 'text' },
     acl: {
       groups: 'any',
       rejectCode: 401,
@@ -155,6 +159,8 @@ export function defaultConfig(): ProxyConfig {
     // Why these numbers: README "Flood control".
     flood: { enabled: true, maxRequests: 100, windowS: 2, blockS: 120, exemptGroups: [], maxTracked: 100_000 },
     cluster: { node: undefined, heartbeatS: 5, reloadDelayMs: 50, retryMaxS: 10 },
+    metrics: { listen: undefined },
+    capture: { hep: undefined, id: 2001 },
   };
 }
 
@@ -235,7 +241,7 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   if (!isObj(input)) throw usageError('E_CONFIG_BAD_FILE', `config${where ? ' ' + where : ''}: expected a mapping of options at the top level`);
   checkKeys(
     input,
-    ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'initialRoutes', 'log', 'acl', 'dispatcher', 'tcp', 'pairing', 'flood', 'cluster'],
+    ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'initialRoutes', 'log', 'acl', 'dispatcher', 'tcp', 'pairing', 'flood', 'cluster', 'metrics', 'capture'],
     '',
   );
   const c: ProxyConfig = structuredClone(base);
@@ -265,10 +271,14 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   }
   if (input.log !== undefined) {
     if (!isObj(input.log)) bad('log', 'expected a mapping');
-    checkKeys(input.log, ['level'], 'log.');
+    checkKeys(input.log, ['level', 'format'], 'log.');
     if (input.log.level !== undefined) {
       if (!LEVELS.includes(String(input.log.level))) bad('log.level', `expected one of ${LEVELS.join(', ')}`);
       c.log.level = input.log.level as LogLevel;
+    }
+    if (input.log.format !== undefined) {
+      if (input.log.format !== 'text' && input.log.format !== 'json') bad('log.format', `expected text or json, got ${JSON.stringify(input.log.format)}`);
+      c.log.format = input.log.format;
     }
   }
   if (input.acl !== undefined) {
@@ -367,6 +377,7 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
     }
   }
   if (input.cluster !== undefined) c.cluster = clusterConfig(input.cluster, c.cluster);
+  applyObservability(c, input);
   return c;
 }
 
@@ -398,4 +409,31 @@ function clusterConfig(v: unknown, base: ClusterConfig): ClusterConfig {
   if (v.reloadDelayMs !== undefined) c.reloadDelayMs = int(v.reloadDelayMs, 'cluster.reloadDelayMs', 0, 10_000);
   if (v.retryMaxS !== undefined) c.retryMaxS = int(v.retryMaxS, 'cluster.retryMaxS', 1, 3_600);
   return c;
+}
+
+/** `metrics` and `capture` (the observability options; HOST:PORT forms are checked in full where they are used). */
+function applyObservability(c: ProxyConfig, input: Obj): void {
+  if (input.metrics !== undefined) {
+    const m = input.metrics;
+    if (!isObj(m)) bad('metrics', 'expected a mapping, e.g. { listen: 127.0.0.1:9090 }');
+    checkKeys(m, ['listen'], 'metrics.');
+    if (m.listen !== undefined) {
+      c.metrics.listen = m.listen === null || m.listen === false || m.listen === 'off' ? undefined : str(m.listen, 'metrics.listen');
+      if (c.metrics.listen !== undefined && !/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|localhost):[0-9]{1,5}$/.test(c.metrics.listen)) {
+        bad('metrics.listen', `expected IP:PORT, e.g. 127.0.0.1:9090 or [::1]:9090, got ${JSON.stringify(c.metrics.listen)}`);
+      }
+    }
+  }
+  if (input.capture !== undefined) {
+    const k = input.capture;
+    if (!isObj(k)) bad('capture', 'expected a mapping, e.g. { hep: udp:127.0.0.1:9060, id: 2001 }');
+    checkKeys(k, ['hep', 'id'], 'capture.');
+    if (k.hep !== undefined) {
+      c.capture.hep = k.hep === null || k.hep === false || k.hep === 'off' ? undefined : str(k.hep, 'capture.hep');
+      if (c.capture.hep !== undefined && !/^(udp|tcp):(\[[0-9a-fA-F:.]+\]|[0-9.]+):[0-9]{1,5}$/.test(c.capture.hep)) {
+        bad('capture.hep', `expected udp:IP:PORT or tcp:IP:PORT of a HEP collector, e.g. udp:127.0.0.1:9060, got ${JSON.stringify(c.capture.hep)}`);
+      }
+    }
+    if (k.id !== undefined) c.capture.id = int(k.id, 'capture.id', 0, 0xffff_ffff);
+  }
 }

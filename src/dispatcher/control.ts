@@ -6,7 +6,7 @@ import { usageError } from '../errors.js';
 import { dumpSets, type Dump } from './dump.js';
 import type { DispatcherHolder, ReloadSummary } from './holder.js';
 import { parseSetid } from './row.js';
-import { DESTINATION_STATES, type DestinationState, type DispatcherRow } from './types.js';
+import { DESTINATION_STATES, type Destination, type DestinationState, type DispatcherRow } from './types.js';
 
 export type ControlArgs = Record<string, unknown> | undefined;
 
@@ -19,6 +19,8 @@ export interface DispatcherControlHandlers {
 export interface ControlOptions {
   /** Whether a set is being probed (for the P/X letter in the dump); e.g. prober interval > 0. */
   isProbed?: (setid: number) => boolean;
+  /** Requests sent to a destination in the last minute (a SentRateSampler's), for the dump. */
+  sentLastMinute?: (d: Destination) => number;
 }
 
 export function dispatcherControlHandlers(
@@ -28,7 +30,7 @@ export function dispatcherControlHandlers(
 ): DispatcherControlHandlers {
   return {
     'dispatcher.reload': async () => holder.reload(await loadRows()),
-    'dispatcher.dump': async () => dumpSets(holder.current, options.isProbed),
+    'dispatcher.dump': async () => dumpSets(holder.current, options.isProbed, options.sentLastMinute),
     'dispatcher.setState': async (args) => {
       const a = args ?? {};
       const state = String(a.state ?? '');

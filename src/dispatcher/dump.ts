@@ -27,7 +27,15 @@ export interface DumpDestination {
   targets: Target[];
   resolvedVia: string;
   requestsSent: number;
+  /** Requests sent in the last 60 s (null when the proxy does not sample them). */
+  requestsLastMinute: number | null;
   lastProbe: DumpProbe | null;
+  /** Probe round-trip time: the last answered probe's and the moving average (RFC 6298 smoothing), ms; null before any answer. */
+  probeLatencyMs: { last: number | null; avg: number } | null;
+  /** Probes that failed since the destination was loaded. */
+  probeFailures: number;
+  /** Requests moved from it to another destination (failover; 0 while the proxy is stateless). */
+  failovers: number;
   stateSince: string;
   stateReason: string;
 }
@@ -52,7 +60,11 @@ function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-export function dumpSets(sets: DispatcherSets, isProbed: (setid: number) => boolean = () => false): Dump {
+export function dumpSets(
+  sets: DispatcherSets,
+  isProbed: (setid: number) => boolean = () => false,
+  sentLastMinute?: (d: Destination) => number,
+): Dump {
   return {
     sets: sets.setIds().map((setid) => {
       const probed = isProbed(setid);
@@ -71,7 +83,14 @@ export function dumpSets(sets: DispatcherSets, isProbed: (setid: number) => bool
             targets: d.targets.map((t) => ({ protocol: t.protocol, address: t.address, port: t.port })),
             resolvedVia: d.resolvedVia,
             requestsSent: d.stats.requestsSent,
+            requestsLastMinute: sentLastMinute === undefined ? null : sentLastMinute(d),
             lastProbe: lp === undefined ? null : { ...lp, at: iso(lp.at) },
+            probeLatencyMs:
+              d.stats.probeLatencyAvgMs === undefined
+                ? null
+                : { last: lp?.latencyMs ?? null, avg: Math.round(d.stats.probeLatencyAvgMs * 10) / 10 },
+            probeFailures: d.stats.probeFailures,
+            failovers: d.stats.failovers,
             stateSince: iso(d.stats.stateSince),
             stateReason: d.stats.stateReason,
           };

@@ -19,6 +19,7 @@ export {
   type ProbeIO,
   type ProberOptions,
 } from './probe.js';
+export { SentRateSampler, SENT_WINDOW_S, SENT_HISTORY_SLOTS } from './sent-rate.js';
 export { dumpSets, kamailioStateLetters, type Dump, type DumpDestination } from './dump.js';
 export { dispatcherControlHandlers, type DispatcherControlHandlers } from './control.js';
 export { createDispatch, type DispatchService } from './dispatch.js';

@@ -279,6 +279,12 @@ export class Prober {
     const d = sets.byKey(t.key);
     if (d === undefined) return; // removed by a reload meanwhile
     d.stats.lastProbe = result;
+    if (result.latencyMs !== undefined) {
+      const avg = d.stats.probeLatencyAvgMs;
+      // RFC 6298 §2.3: SRTT <- (1 - 1/8) * SRTT + 1/8 * R' (the first sample sets it, §2.2).
+      d.stats.probeLatencyAvgMs = avg === undefined ? result.latencyMs : avg + (result.latencyMs - avg) / 8;
+    }
+    if (!result.ok) d.stats.probeFailures++;
     if (d.state === 'disabled') return; // admin-disabled stays disabled
     const cfg = t.config;
     if (result.ok) {

@@ -8,6 +8,7 @@ import type { Algorithm } from './algorithm.js';
 import { destinationKey, parseDestinationUri } from './destination-uri.js';
 import type { Resolution } from './resolve.js';
 import type { CheckedRow } from './row.js';
+import { SENT_HISTORY_SLOTS } from './sent-rate.js';
 import { DestinationSet } from './set.js';
 import {
   DESTINATION_STATES,
@@ -93,7 +94,16 @@ export class DispatcherSets {
         state = init.state;
         health = { failures: 0, successes: 0 };
         if (old === undefined) {
-          stats = { requestsSent: 0, lastProbe: undefined, stateSince: now, stateReason: init.reason };
+          stats = {
+            requestsSent: 0,
+            lastProbe: undefined,
+            probeLatencyAvgMs: undefined,
+            probeFailures: 0,
+            failovers: 0,
+            sentHistory: new Float64Array(SENT_HISTORY_SLOTS),
+            stateSince: now,
+            stateReason: init.reason,
+          };
         } else {
           const reason = `flags changed from ${old.flags} to ${checked.flags}`;
           stats = { ...old.stats, stateSince: now, stateReason: reason };
@@ -161,6 +171,14 @@ export class DispatcherSets {
 
   countSent(d: Destination): void {
     d.stats.requestsSent++;
+  }
+
+  /**
+   * A request that had gone to `d` goes on to another destination (the transaction layer's
+   * failover, Kamailio's ds_next_dst). The hook that layer calls; counted per destination.
+   */
+  countFailover(d: Destination): void {
+    d.stats.failovers++;
   }
 
   has(setid: number): boolean {

@@ -60,6 +60,24 @@ export interface ProbeResult {
 export interface DestinationStats {
   requestsSent: number;
   lastProbe: ProbeResult | undefined;
+  /**
+   * Moving average of the probe round-trip time, ms: each new sample moves it by 1/8 of the
+   * difference, the smoothing RFC 6298 §2 uses for TCP's SRTT. Undefined until a probe is answered.
+   */
+  probeLatencyAvgMs: number | undefined;
+  /** Probes that failed (timeout or a final code not in okCodes), since the destination was first loaded. */
+  probeFailures: number;
+  /**
+   * Times a request that had been sent here was sent on to another destination of the set
+   * (failover). Counted by the transaction layer through DispatcherSets.countFailover; the
+   * stateless proxy never fails over, so it stays 0 until that layer exists.
+   */
+  failovers: number;
+  /**
+   * requestsSent as it was at each of the last SENT_HISTORY_SLOTS seconds (a ring written by
+   * SentRateSampler, off the per-message path); shared, like the rest, across reloads.
+   */
+  sentHistory: Float64Array;
   /** Epoch milliseconds of the last state change (or of the first load). */
   stateSince: number;
   stateReason: string;

@@ -1,5 +1,7 @@
 /**
- * The proxy's log: one line per event, `TIME LEVEL message key=value ...`, on stderr.
+ * The proxy's log: one line per event on stderr, either text (`TIME LEVEL message key=value
+ * ...`, the default) or JSON (`{"time":"...","level":"info","msg":"...","key":value,...}`,
+ * `log.format: json`, for Loki, Elasticsearch and the like).
  *
  * The hot path may log (a rejected sender, a dropped response), so logging never blocks:
  * lines are buffered and written asynchronously in batches (process.stderr is synchronous
@@ -10,12 +12,15 @@
 import { write as fsWrite, writeSync } from 'node:fs';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
+export type LogFormat = 'text' | 'json';
 const LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 };
 
 export type LogFields = Record<string, string | number | boolean | null | undefined>;
 
 export interface LoggerOptions {
   level?: LogLevel;
+  /** text (default) or json: one JSON object per line with time, level, msg and the fields. */
+  format?: LogFormat;
   /** File descriptor to write to (default 2, stderr). */
   fd?: number;
   /** Lines per second per kind that `limited()` lets through (default 20). */
@@ -25,6 +30,7 @@ export interface LoggerOptions {
 
 export class Logger {
   private readonly threshold: number;
+  private readonly json: boolean;
   private readonly fd: number;
   private readonly perKind: number;
   private readonly now: () => number;
@@ -35,6 +41,7 @@ export class Logger {
 
   constructor(opts: LoggerOptions = {}) {
     this.threshold = LEVELS[opts.level ?? 'info'];
+    this.json = opts.format === 'json';
     this.fd = opts.fd ?? 2;
     this.perKind = opts.perKindPerSecond ?? 20;
     this.now = opts.now ?? Date.now;
@@ -51,6 +58,11 @@ export class Logger {
 
   log(level: LogLevel, message: string, fields?: LogFields): void {
     if (LEVELS[level] > this.threshold) return;
+    if (this.json) {
+      this.pending.push(jsonLine(new Date(this.now()).toISOString(), level, message, fields));
+      this.schedule();
+      return;
+    }
     let line = `${new Date(this.now()).toISOString()} ${level.toUpperCase()} ${message}`;
     if (fields !== undefined) {
       for (const k in fields) {
@@ -124,4 +136,26 @@ export class Logger {
       // stderr gone: nothing to do
     }
   }
+}
+
+/**
+ * One JSON log line. Written by hand rather than JSON.stringify of a fresh object: the
+ * fields are flat and typed, so only strings need escaping (JSON.stringify of the string), and
+ * no intermediate object is built. A number that JSON cannot carry (NaN, Infinity) becomes null.
+ */
+export function jsonLine(time: string, level: LogLevel, message: string, fields: LogFields | undefined): string {
+  let line = `{"time":"${time}","level":"${level}","msg":${JSON.stringify(message)}`;
+  if (fields !== undefined) {
+    for (const k in fields) {
+      const v = fields[k];
+      if (v === undefined) continue;
+      const key = k === 'time' || k === 'level' || k === 'msg' ? `field_${k}` : k;
+      let value: string;
+      if (typeof v === 'string') value = JSON.stringify(v);
+      else if (typeof v === 'number') value = Number.isFinite(v) ? String(v) : 'null';
+      else value = String(v); // boolean or null
+      line += `,${JSON.stringify(key)}:${value}`;
+    }
+  }
+  return line + '}\n';
 }

@@ -22,6 +22,7 @@ import type { SipUri } from '../sip/uri.js';
 import { splitList, type Via } from '../sip/values.js';
 import type { Inbound, Listener, Protocol, Target, Transport } from '../transport/types.js';
 import { RequestCtx } from './context.js';
+import { CoreCounters, DropReason, methodIndex } from './counters.js';
 import { LocalAddresses, sameAddress } from './identity.js';
 import { NameCache, nextHopOf } from './next-hop.js';
 import { InvitePairing } from './pairing.js';
@@ -85,6 +86,8 @@ export class ProxyCore {
     routeErrors: 0,
     rejected: 0,
   };
+  /** Counters by method, response class, reply code and drop reason (read by src/metrics/). */
+  readonly counters = new CoreCounters();
   private _transport: Transport | undefined;
   private _local: LocalAddresses | undefined;
   /** Log every decision about a message (`--log-level debug`); fixed at start. */
@@ -146,6 +149,7 @@ export class ProxyCore {
       this.stats.responsesIn++;
       this.stats.rejected++;
       this.stats.dropped++;
+      this.counters.drops[DropReason.NotAdmitted]++;
       this.logger.limited('info', 'acl.reject-response', 'dropped a response from an address not in the address table', {
         source: `${inbound.protocol}:${inbound.sourceAddress}:${inbound.sourcePort}`,
       });
@@ -157,6 +161,7 @@ export class ProxyCore {
     } catch (err) {
       // Not framable: no Via to answer to. Drop and count (DESIGN.md invariant).
       this.stats.unparsable++;
+      this.counters.drops[DropReason.Parse]++;
       this.logger.limited('debug', 'unparsable', 'dropped an unparsable message', {
         source: `${inbound.protocol}:${inbound.sourceAddress}:${inbound.sourcePort}`,
         reason: err instanceof SipParseError ? err.reason : String(err),
@@ -175,17 +180,18 @@ export class ProxyCore {
 
   private onRequest(msg: SipMessage, inbound: Inbound, admitted: boolean): void {
     this.stats.requestsIn++;
+    this.counters.requestsByMethod[methodIndex(msg.method)]++;
     // What any answer needs: the top Via says where a reply goes (§18.2.2). Without one
     // there is nobody to answer, so the request is dropped and counted.
     let top: Via | undefined;
     try {
       top = msg.topVia;
     } catch (err) {
-      this.drop(msg, inbound, `unreadable top Via (${err instanceof SipParseError ? err.reason : String(err)})`);
+      this.drop(msg, inbound, DropReason.NoVia, `unreadable top Via (${err instanceof SipParseError ? err.reason : String(err)})`);
       return;
     }
     if (top === undefined) {
-      this.drop(msg, inbound, 'no Via header');
+      this.drop(msg, inbound, DropReason.NoVia, 'no Via header');
       return;
     }
     // An unknown sender is cheap (DESIGN.md): it is refused before any per-Via, per-Route or
@@ -205,10 +211,11 @@ export class ProxyCore {
       this.replyOrDrop(msg, inbound, problem.status, problem.reason, problem.headers, admitted);
       return;
     }
+    if (msg.method === 'INVITE' && msg.to.tag === undefined) this.counters.initialInvites++;
     // ACK to one of our own stateless non-2xx replies: absorbed (it ends a transaction that
     // exists only at the sender; §17.1.1.3).
     if (msg.method === 'ACK' && msg.to.tag !== undefined && msg.to.tag.startsWith('sl') && msg.to.tag === localToTag(msg)) {
-      this.drop(msg, inbound, 'ACK for our own reply (absorbed)');
+      this.drop(msg, inbound, DropReason.Ack, 'ACK for our own reply (absorbed)');
       return;
     }
     const digest = new RequestDigest(msg);
@@ -325,7 +332,7 @@ export class ProxyCore {
         this.replyOrDrop(ctx.msg, ctx.inbound, decision.status, decision.reason, decision.headers, ctx.admitted);
         return;
       case 'drop':
-        this.drop(ctx.msg, ctx.inbound, `the route dropped it: ${decision.why}`);
+        this.drop(ctx.msg, ctx.inbound, DropReason.Route, `the route dropped it: ${decision.why}`);
         return;
       case 'forward':
         this.forward(ctx, decision.target);
@@ -466,7 +473,7 @@ export class ProxyCore {
     }
     // §16.7 step 3: the top Via must be ours; anything else is not for us.
     if (top === undefined || !this.local.isLocalVia(top)) {
-      this.drop(msg, inbound, 'its top Via is not ours');
+      this.drop(msg, inbound, DropReason.ForeignVia, 'its top Via is not ours');
       return;
     }
     if (top.branch !== undefined && this.dispatch.handleProbeResponse(top.branch, msg.status)) return;
@@ -480,12 +487,12 @@ export class ProxyCore {
     const next = vias[1];
     if (next === undefined) {
       // A response to a request we originated that is not a probe: nothing to relay.
-      this.drop(msg, inbound, 'a response to a request of our own that nobody waits for');
+      this.drop(msg, inbound, DropReason.Unroutable, 'a response to a request of our own that nobody waits for');
       return;
     }
     const target = responseTarget(next, connectionIdFrom(top, next));
     if (target === undefined) {
-      this.drop(msg, inbound, `its next Via cannot be reached (${next.transport} ${next.host})`);
+      this.drop(msg, inbound, DropReason.Unroutable, `its next Via cannot be reached (${next.transport} ${next.host})`);
       return;
     }
     msg.removeTopVia();
@@ -508,12 +515,13 @@ export class ProxyCore {
         });
       }
       if (dropped !== undefined) {
-        this.drop(msg, inbound, `the reply route dropped it: ${dropped}`);
+        this.drop(msg, inbound, DropReason.Route, `the reply route dropped it: ${dropped}`);
         return;
       }
     }
     this.transport.send(target, msg.serialize());
     this.stats.responsesForwarded++;
+    this.counters.responsesByClass[(msg.status / 100) | 0]++;
     if (this.debug) {
       this.logger.debug('relayed a response', {
         status: msg.status,
@@ -536,7 +544,7 @@ export class ProxyCore {
     msg = msg.received; // §8.2.6.2: a reply copies the request as received, not the edits made to it
     if (msg.method === 'ACK') {
       // §17.1.1.3: an ACK is never answered.
-      this.drop(msg, inbound, `an ACK is never answered (would have been ${status} ${reason ?? ''})`);
+      this.drop(msg, inbound, DropReason.Ack, `an ACK is never answered (would have been ${status} ${reason ?? ''})`);
       return;
     }
     let bytes: Buffer;
@@ -547,11 +555,12 @@ export class ProxyCore {
       bytes = buildLocalReply(msg, inbound.sourceAddress, inbound.sourcePort, status, reason, headers ? { headers } : {});
       target = localReplyTarget(top, inbound, admitted);
     } catch {
-      this.drop(msg, inbound, `cannot be answered (${status})`);
+      this.drop(msg, inbound, DropReason.Unroutable, `cannot be answered (${status})`);
       return;
     }
     this.transport.send(target, bytes, inbound.listener);
     this.stats.replied++;
+    if (status >= 100 && status < 700) this.counters.repliesByCode[status]++;
     if (this.debug) {
       this.logger.debug('answered a request', {
         status,
@@ -564,8 +573,9 @@ export class ProxyCore {
   }
 
   /** Count and (at debug) log a message we do not act on, with why. */
-  private drop(msg: SipMessage, inbound: Inbound, why: string): void {
+  private drop(msg: SipMessage, inbound: Inbound, reason: DropReason, why: string): void {
     this.stats.dropped++;
+    this.counters.drops[reason]++;
     if (this.debug) {
       this.logger.debug(msg.isRequest ? 'dropped a request' : 'dropped a response', {
         why,
@@ -614,7 +624,7 @@ export class ProxyCore {
   private onUnexpected(msg: SipMessage, inbound: Inbound, admitted: boolean, err: unknown): void {
     if (err instanceof SipParseError) {
       if (msg.isRequest) this.replyOrDrop(msg, inbound, 400, `Bad Request (${err.reason})`, undefined, admitted);
-      else this.drop(msg, inbound, `unparsable (${err.reason})`);
+      else this.drop(msg, inbound, DropReason.Parse, `unparsable (${err.reason})`);
       return;
     }
     this.stats.routeErrors++;

@@ -7,6 +7,7 @@
  */
 import { isIP } from 'node:net';
 import { AddressTableHolder } from '../acl/load.js';
+import { HepMirror } from '../capture/index.js';
 import type { ProxyConfig } from '../config/schema.js';
 import { startControlServer, type ControlServer } from '../control/index.js';
 import {
@@ -16,6 +17,7 @@ import {
   parseAlgorithm,
   parseDestinationUri,
   SipResolver,
+  SentRateSampler,
   dispatcherControlHandlers,
   systemClock,
   type Algorithm,
@@ -23,6 +25,7 @@ import {
 import { SipctlError, usageError } from '../errors.js';
 import { FloodGuard, floodControlHandlers } from '../flood/index.js';
 import { Logger } from '../log/logger.js';
+import { Observability, ReloadLog } from '../metrics/observer.js';
 import { ProxyCore } from '../proxy/core.js';
 import { sameAddress } from '../proxy/identity.js';
 import type { Dispatch } from '../proxy/services.js';
@@ -43,6 +46,8 @@ export interface RunningProxy {
   readonly flood: FloodGuard | undefined;
   /** "udp:127.0.0.1:5060", ... as bound. */
   readonly listeners: string[];
+  /** Status, readiness, metrics; later layers register their counters here (setTransactionSource). */
+  readonly observability: Observability;
   close(): Promise<void>;
 }
 
@@ -54,7 +59,6 @@ export interface StartOptions {
 
 export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): Promise<RunningProxy> {
   const logger = opts.logger ?? new Logger({ level: config.log.level });
-  const started = Date.now();
   const listenSpecs = config.listen.map((l) => parseListenSpec(l));
   const wildcard = listenSpecs.find((l) => l.address === '0.0.0.0' || l.address === '::');
   if (wildcard !== undefined && config.advertise === undefined) {
@@ -71,10 +75,12 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
   // The tables' versions and reloads; on PostgreSQL, the link to the other nodes (src/cluster/).
   const node = createNode({ store, config, logger });
   closers.push(() => node.close());
+  // When the tables were loaded and how long it took (status, /metrics, /readyz).
+  const reloads = new ReloadLog();
   try {
     // ---- the address table
     const acl = new AddressTableHolder();
-    const aclReport = await acl.reload(config.db);
+    const aclReport = await reloads.track('address', () => acl.reload(config.db));
     logger.info('address table loaded', { entries: aclReport.total, groups: aclReport.groups.length, ms: aclReport.ms });
     node.tables.address.seed(aclReport.version);
     if (aclReport.total === 0) {
@@ -90,7 +96,7 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
     });
     closers.push(() => dispatcher.close());
     const dsVersion = await store.versions.get('dispatcher'); // read before the rows: see NodeTables
-    const dsReport = await dispatcher.reload(await store.dispatcher.list());
+    const dsReport = await reloads.track('dispatcher', async () => dispatcher.reload(await store.dispatcher.list()));
     node.tables.dispatcher.seed(dsVersion);
     logger.info('dispatcher sets loaded', { destinations: dsReport.total, sets: dsReport.sets.length, ms: dsReport.ms });
 
@@ -164,9 +170,25 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
       logger.warn('warm-up failed; the first calls will run slower', { error: err instanceof Error ? err.message : String(err) });
     }
 
+    // ---- SIP capture (HEP): off unless capture.hep is set; when off, nothing is in the path
+    let capture: HepMirror | undefined;
+    let deliver: (inbound: Inbound) => void = core.onInbound;
+    if (config.capture.hep !== undefined) {
+      const mirror = await HepMirror.open({ collector: config.capture.hep, captureId: config.capture.id });
+      capture = mirror;
+      closers.push(() => mirror.close());
+      const onInbound = core.onInbound;
+      // After flood control (below): a flood is not amplified onto the collector.
+      deliver = (inbound) => {
+        mirror.received(inbound);
+        onInbound(inbound);
+      };
+      logger.info('SIP capture on', { collector: config.capture.hep, id: config.capture.id });
+    }
+
     // ---- flood control: every framed message passes it before anything parses it
     let flood: FloodGuard | undefined;
-    let onMessage: (inbound: Inbound) => void = core.onInbound;
+    let onMessage: (inbound: Inbound) => void = deliver;
     if (config.flood.enabled) {
       const exemptGroups = config.flood.exemptGroups;
       const guard = new FloodGuard({
@@ -181,7 +203,7 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
         log: logger,
       });
       flood = guard;
-      const onInbound = core.onInbound;
+      const onInbound = deliver;
       onMessage = (inbound) => {
         if (guard.allows(inbound.sourceAddress, inbound.sourcePort)) onInbound(inbound);
       };
@@ -197,6 +219,7 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
     const transport = await createTransport({
       listen: listenSpecs,
       onMessage,
+      onSent: capture?.sent,
       onError: (err, ctx) => {
         const peer = ctx.remoteAddress === undefined ? undefined : `${ctx.remoteAddress}:${ctx.remotePort}`;
         // Refusals at accept are what an operator looks for when a TCP peer cannot get in:
@@ -254,15 +277,36 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
     const runningProber = prober;
     closers.push(() => runningProber.stop());
 
+    // ---- what an operator sees: status, readiness, metrics (read at request time)
+    const sentRate = new SentRateSampler(dispatcher);
+    const observability = new Observability({
+      mode: config.forward === undefined ? 'dispatcher' : 'forward',
+      listeners,
+      configuredListeners: config.listen.length,
+      core,
+      transportStats: () => transport.stats(),
+      floodStats: () => floodGuard?.stats(),
+      addressTable: () => acl.current,
+      dispatcher,
+      ruleSets: config.forward === undefined ? [...new Set(rules.map((r) => r.set))] : [],
+      sentRate,
+      isProbed: (setid) => runningProber.isProbed(setid),
+      capture: capture === undefined ? undefined : { collector: config.capture.hep!, stats: () => capture!.stats() },
+      reloads,
+    });
+    observability.start();
+    closers.push(() => observability.stop());
+
     // ---- the control socket
     const dsHandlers = dispatcherControlHandlers(dispatcher, () => store.dispatcher.list(), {
       isProbed: (setid) => runningProber.isProbed(setid),
+      sentLastMinute: (d) => sentRate.sentLastMinute(d),
     });
     const control: ControlServer = await startControlServer(
       config.control,
       node.wrap({
         'address.reload': async () => {
-          const report = await acl.reload(config.db);
+          const report = await reloads.track('address', () => acl.reload(config.db));
           // A source in an exempt group now may be blocked: lift that at once.
           floodGuard?.recheckExemptions();
           return report;
@@ -279,21 +323,12 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
         },
         ...dsHandlers,
         'dispatcher.reload': async (args) => {
-          const summary = await dsHandlers['dispatcher.reload'](args);
+          const summary = await reloads.track('dispatcher', () => dsHandlers['dispatcher.reload'](args));
           floodGuard?.recheckExemptions();
           return summary;
         },
         ...floodControlHandlers(floodGuard),
-        status: () => ({
-          pid: process.pid,
-          uptimeS: Math.round((Date.now() - started) / 1000),
-          listeners,
-          stats: core.stats,
-          transport: transport.stats(),
-          pairing: core.pairing.size,
-          flood: floodGuard?.stats() ?? { enabled: false },
-          memory: process.memoryUsage(),
-        }),
+        status: () => observability.status(),
       }),
       { onHandlerError: (cmd, err) => logger.error('control command failed', { cmd, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }) },
     );
@@ -302,6 +337,15 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
     // ---- the cluster (PostgreSQL): LISTEN for table changes, register, heartbeat
     await node.start(listeners);
     closers.push(() => node.close());
+    // ---- Prometheus /metrics, /healthz, /readyz (off unless metrics.listen is set)
+    if (config.metrics.listen !== undefined) {
+      // Loaded only when asked for: prom-client costs start-up time a proxy without metrics need not pay.
+      const { createRegistry, startMetricsServer } = await import('../metrics/index.js');
+      const server = await startMetricsServer(config.metrics.listen, observability, createRegistry(observability));
+      observability.proxy.metricsListen = server.listen;
+      closers.push(() => server.close());
+      logger.info('metrics served', { listen: server.listen, paths: '/metrics /healthz /readyz' });
+    }
 
     let closing: Promise<void> | undefined;
     return {
@@ -311,6 +355,7 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
       logger,
       flood: floodGuard,
       listeners,
+      observability,
       close: () =>
         (closing ??= (async () => {
           for (const c of closers.reverse()) {

@@ -15,6 +15,12 @@ export interface TransportOptions {
   onMessage(inbound: Inbound): void;
   /** Network and framing errors; the transport has already counted them and goes on. */
   onError?: ErrorHandler;
+  /**
+   * An observer of what is sent (SIP capture, src/capture/): called after `send` handed a
+   * message to a socket without a synchronous failure, with the listener it left from. Must
+   * not throw or block. Absent, `send` does nothing more than without it.
+   */
+  readonly onSent?: (target: Target, bytes: Buffer, listener: Listener | undefined) => void;
   /** Close a TCP connection after this long without traffic either way. Default 120 000. */
   readonly tcpIdleTimeoutMs?: number;
   /** Give up an outbound TCP connect after this long. Default 5 000. */
@@ -117,7 +123,7 @@ export async function createTransport(options: TransportOptions): Promise<Transp
     await Promise.all([tcp.close(), ...udpById.map((s) => s?.close())]);
     throw err;
   }
-  return new BoundTransport(Object.freeze(listeners), udpById, tcp, context);
+  return new BoundTransport(Object.freeze(listeners), udpById, tcp, context, options.onSent);
 }
 
 class BoundTransport implements Transport {
@@ -133,6 +139,7 @@ class BoundTransport implements Transport {
     private readonly udpById: readonly (UdpListenerSocket | undefined)[],
     private readonly tcp: TcpConnectionTable,
     private readonly context: TransportContext,
+    private readonly onSent: TransportOptions['onSent'] = undefined,
   ) {
     const first = (protocol: string, family: number) => listeners.find((l) => l.protocol === protocol && l.family === family);
     this.udp4 = first('udp', 4);
@@ -161,11 +168,23 @@ class BoundTransport implements Transport {
         this.dropped(target, 'E_TRANSPORT_NO_LISTENER', `no udp listener of the target's address family; add one with --listen`);
         return;
       }
+      if (this.onSent === undefined) {
+        this.udpById[listener.id]!.send(target.address, target.port, bytes);
+        return;
+      }
+      const failures = this.context.stats.sendErrors;
       this.udpById[listener.id]!.send(target.address, target.port, bytes);
+      if (this.context.stats.sendErrors === failures) this.onSent(target, bytes, listener);
       return;
     }
     // TCP looks for an open connection first; the listener only matters for a new one.
+    if (this.onSent === undefined) {
+      this.tcp.send(target, bytes, this.defaultListener(target, via));
+      return;
+    }
+    const failures = this.context.stats.sendErrors;
     this.tcp.send(target, bytes, this.defaultListener(target, via));
+    if (this.context.stats.sendErrors === failures) this.onSent(target, bytes, this.listenerFor(target, via));
   }
 
   /** `preferred` when it fits the target's protocol and family, else the first listener that does. */
