@@ -80,6 +80,12 @@ export interface ProxyConfig {
     probeSets: Record<string, Partial<ProbeConfig>>;
     /** Re-resolve destination host names at least this often when DNS gave no TTL, s. */
     dnsRefreshS: number;
+    /**
+     * Failover in transaction mode (Kamailio's failure_route + ds_next_dst): an initial
+     * request whose branch ends with one of these codes (or times out: 408) goes to the next
+     * destination of its set, up to `attempts` destinations in all.
+     */
+    failover: FailoverConfig;
   };
   tcp: {
     idleTimeoutS: number;
@@ -93,6 +99,14 @@ export interface ProxyConfig {
     /** Inbound connections from one source address. */
     maxConnectionsPerSource: number;
   };
+  /**
+   * stateless: every request is forwarded as it comes (RFC 3261 §16.11), the default;
+   * transaction: requests are relayed through RFC 3261 transactions (Kamailio's t_relay),
+   * with retransmissions, timers, CANCEL and failover. A route can choose per request.
+   */
+  mode: 'stateless' | 'transaction';
+  /** The transaction layer's timers and bounds (README "Transactions and failover"). */
+  transaction: TransactionConfig;
   /** The CANCEL / non-2xx-ACK pairing map's bounds. */
   pairing: { maxEntries: number; ttlMs: number };
   /** Several nodes on one PostgreSQL database (README "Running several nodes"). */
@@ -146,6 +160,7 @@ export function defaultConfig(): ProxyConfig {
       probe: { interval: 0, failures: 3, successes: 1, okCodes: [200], t1Ms: 500, timeoutMs: 32_000 },
       probeSets: {},
       dnsRefreshS: 300,
+      failover: { on: [{ from: 408, to: 408 }, { from: 500, to: 599 }], attempts: 3 },
     },
     tcp: {
       idleTimeoutS: 120,
@@ -155,6 +170,8 @@ export function defaultConfig(): ProxyConfig {
       maxOutboundConnections: 1024,
       maxConnectionsPerSource: 32,
     },
+    mode: 'stateless',
+    transaction: { t1Ms: 500, t2Ms: 4_000, t4Ms: 5_000, frTimerMs: 30_000, frInvTimerMs: 120_000, maxTransactions: 100_000, retryAfterS: 5 },
     pairing: { maxEntries: 200_000, ttlMs: 32_000 },
     // Why these numbers: README "Flood control".
     flood: { enabled: true, maxRequests: 100, windowS: 2, blockS: 120, exemptGroups: [], maxTracked: 100_000 },
@@ -241,7 +258,7 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   if (!isObj(input)) throw usageError('E_CONFIG_BAD_FILE', `config${where ? ' ' + where : ''}: expected a mapping of options at the top level`);
   checkKeys(
     input,
-    ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'initialRoutes', 'log', 'acl', 'dispatcher', 'tcp', 'pairing', 'flood', 'cluster', 'metrics', 'capture'],
+    ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'initialRoutes', 'log', 'acl', 'dispatcher', 'tcp', 'mode', 'transaction', 'pairing', 'flood', 'cluster', 'metrics', 'capture'],
     '',
   );
   const c: ProxyConfig = structuredClone(base);
@@ -306,7 +323,7 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   if (input.dispatcher !== undefined) {
     const d = input.dispatcher;
     if (!isObj(d)) bad('dispatcher', 'expected a mapping');
-    checkKeys(d, ['rules', 'noDestinationCode', 'noDestinationReason', 'path', 'probe', 'probeSets', 'dnsRefreshS'], 'dispatcher.');
+    checkKeys(d, ['rules', 'noDestinationCode', 'noDestinationReason', 'path', 'probe', 'probeSets', 'dnsRefreshS', 'failover'], 'dispatcher.');
     if (d.rules !== undefined) {
       if (!Array.isArray(d.rules) || d.rules.length === 0) bad('dispatcher.rules', 'expected a non-empty list of {methods, set, algorithm}');
       c.dispatcher.rules = d.rules.map((r, i) => {
@@ -333,6 +350,7 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
       }
     }
     if (d.dnsRefreshS !== undefined) c.dispatcher.dnsRefreshS = int(d.dnsRefreshS, 'dispatcher.dnsRefreshS', 1, 86_400);
+    if (d.failover !== undefined) c.dispatcher.failover = failoverConfig(d.failover, c.dispatcher.failover);
   }
   if (input.tcp !== undefined) {
     const t = input.tcp;
@@ -353,6 +371,11 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
       c.tcp.maxConnectionsPerSource = int(t.maxConnectionsPerSource, 'tcp.maxConnectionsPerSource', 1, 1_000_000);
     }
   }
+  if (input.mode !== undefined) {
+    if (input.mode !== 'stateless' && input.mode !== 'transaction') bad('mode', `expected stateless or transaction, got ${JSON.stringify(input.mode)}`);
+    c.mode = input.mode;
+  }
+  if (input.transaction !== undefined) c.transaction = transactionConfig(input.transaction, c.transaction);
   if (input.pairing !== undefined) {
     const p = input.pairing;
     if (!isObj(p)) bad('pairing', 'expected a mapping');
@@ -436,4 +459,74 @@ function applyObservability(c: ProxyConfig, input: Obj): void {
     }
     if (k.id !== undefined) c.capture.id = int(k.id, 'capture.id', 0, 0xffff_ffff);
   }
+}
+
+// ---- transactions (src/transaction/) and failover -------------------------------------------
+
+export interface TransactionConfig {
+  /** RFC 3261 T1, T2, T4 (Table 4), ms. */
+  t1Ms: number;
+  t2Ms: number;
+  t4Ms: number;
+  /** Kamailio's fr_timer: no final response on a branch by then is a local 408 (§16.8), ms. */
+  frTimerMs: number;
+  /** Kamailio's fr_inv_timer: an INVITE branch that has rung (1xx) gets this long for its final, ms. */
+  frInvTimerMs: number;
+  /** Live transactions at most; beyond it a new request gets 503 with Retry-After. */
+  maxTransactions: number;
+  /** The Retry-After of that 503, s. */
+  retryAfterS: number;
+}
+
+export interface StatusRange {
+  from: number;
+  to: number;
+}
+
+export interface FailoverConfig {
+  /** Final statuses (408 also stands for a branch that timed out) that move the request on. */
+  on: StatusRange[];
+  /** Destinations tried in all, the first included (1: no failover). */
+  attempts: number;
+}
+
+function transactionConfig(v: unknown, base: TransactionConfig): TransactionConfig {
+  if (!isObj(v)) bad('transaction', 'expected a mapping');
+  checkKeys(v, ['t1Ms', 't2Ms', 't4Ms', 'frTimerMs', 'frInvTimerMs', 'maxTransactions', 'retryAfterS'], 'transaction.');
+  const c = { ...base };
+  if (v.t1Ms !== undefined) c.t1Ms = int(v.t1Ms, 'transaction.t1Ms', 10, 60_000);
+  if (v.t2Ms !== undefined) c.t2Ms = int(v.t2Ms, 'transaction.t2Ms', 10, 600_000);
+  if (v.t4Ms !== undefined) c.t4Ms = int(v.t4Ms, 'transaction.t4Ms', 10, 600_000);
+  if (c.t2Ms < c.t1Ms) bad('transaction.t2Ms', `must not be below t1Ms (${c.t1Ms}), got ${c.t2Ms}`);
+  if (v.frTimerMs !== undefined) c.frTimerMs = int(v.frTimerMs, 'transaction.frTimerMs', 100, 3_600_000);
+  if (v.frInvTimerMs !== undefined) c.frInvTimerMs = int(v.frInvTimerMs, 'transaction.frInvTimerMs', 100, 3_600_000);
+  if (v.maxTransactions !== undefined) c.maxTransactions = int(v.maxTransactions, 'transaction.maxTransactions', 1, 10_000_000);
+  if (v.retryAfterS !== undefined) c.retryAfterS = int(v.retryAfterS, 'transaction.retryAfterS', 0, 86_400);
+  return c;
+}
+
+function failoverConfig(v: unknown, base: FailoverConfig): FailoverConfig {
+  if (!isObj(v)) bad('dispatcher.failover', 'expected a mapping with on and attempts');
+  checkKeys(v, ['on', 'attempts'], 'dispatcher.failover.');
+  const c = { ...base };
+  if (v.on !== undefined) {
+    const list = Array.isArray(v.on) ? v.on : [v.on];
+    c.on = list.map((x, i) => statusRange(x, `dispatcher.failover.on[${i}]`));
+  }
+  if (v.attempts !== undefined) c.attempts = int(v.attempts, 'dispatcher.failover.attempts', 1, 12);
+  return c;
+}
+
+/** 408, "500-599" or "5xx": a final status or a range of them (300–699). */
+function statusRange(v: unknown, key: string): StatusRange {
+  const text = String(v).trim();
+  let m = /^([3-6])xx$/i.exec(text);
+  if (m) return { from: Number(m[1]) * 100, to: Number(m[1]) * 100 + 99 };
+  m = /^([0-9]{3})(?:\s*-\s*([0-9]{3}))?$/.exec(text);
+  if (m) {
+    const from = Number(m[1]);
+    const to = m[2] === undefined ? from : Number(m[2]);
+    if (from >= 300 && to <= 699 && from <= to) return { from, to };
+  }
+  return bad(key, `expected a final status (300-699), a range like 500-599 or a class like 5xx, got ${JSON.stringify(v)}`);
 }

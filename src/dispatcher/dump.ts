@@ -36,6 +36,8 @@ export interface DumpDestination {
   probeFailures: number;
   /** Requests moved from it to another destination (failover; 0 while the proxy is stateless). */
   failovers: number;
+  /** Branches to it that timed out (transaction mode). */
+  timeouts: number;
   stateSince: string;
   stateReason: string;
 }
@@ -91,6 +93,7 @@ export function dumpSets(
                 : { last: lp?.latencyMs ?? null, avg: Math.round(d.stats.probeLatencyAvgMs * 10) / 10 },
             probeFailures: d.stats.probeFailures,
             failovers: d.stats.failovers,
+            timeouts: d.stats.timeouts,
             stateSince: iso(d.stats.stateSince),
             stateReason: d.stats.stateReason,
           };

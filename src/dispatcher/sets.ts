@@ -100,6 +100,7 @@ export class DispatcherSets {
             probeLatencyAvgMs: undefined,
             probeFailures: 0,
             failovers: 0,
+            timeouts: 0,
             sentHistory: new Float64Array(SENT_HISTORY_SLOTS),
             stateSince: now,
             stateReason: init.reason,
@@ -179,6 +180,40 @@ export class DispatcherSets {
    */
   countFailover(d: Destination): void {
     d.stats.failovers++;
+  }
+
+  /**
+   * Kamailio's ds_next_dst: the first active destination of the set, in the set's failover
+   * order (priority, then id: the order `candidates` gives after the algorithm's pick), that
+   * is not one of `tried`. Counted as sent.
+   */
+  next(setid: number, tried: readonly Destination[]): Destination | null {
+    const set = this.sets.get(setid);
+    if (set === undefined) return null;
+    for (const d of set.destinations) {
+      if (d.state !== 'active' || tried.includes(d)) continue;
+      d.stats.requestsSent++;
+      return d;
+    }
+    return null;
+  }
+
+  /**
+   * Kamailio's ds_mark_dst: a branch to `d` timed out. It stays in rotation, marked trying
+   * ('T'), until `threshold` such timeouts in a row take it out (inactive; probing, when on
+   * for its set, brings it back).
+   */
+  markTimeout(d: Destination, threshold: number): void {
+    d.stats.timeouts++;
+    if (d.state !== 'active') return;
+    d.health.failures++;
+    d.health.successes = 0;
+    if (d.health.failures >= threshold) this.transition(d, 'inactive', `${d.health.failures} transaction timeouts in a row`);
+  }
+
+  /** `d` answered a request: its run of timeouts (the trying mark) ends. */
+  markAnswered(d: Destination): void {
+    if (d.state === 'active' && d.health.failures > 0) d.health.failures = 0;
   }
 
   has(setid: number): boolean {

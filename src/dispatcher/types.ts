@@ -74,6 +74,11 @@ export interface DestinationStats {
    */
   failovers: number;
   /**
+   * Branches to it that timed out with no final response (transaction mode, Kamailio's
+   * ds_mark_dst): `probe.failures` of them in a row take it out of rotation.
+   */
+  timeouts: number;
+  /**
    * requestsSent as it was at each of the last SENT_HISTORY_SLOTS seconds (a ring written by
    * SentRateSampler, off the per-message path); shared, like the rest, across reloads.
    */

@@ -4,7 +4,7 @@
  * methods that decide (reply, relay, forward, dispatch, drop) return a decision for the core
  * to carry out. One object per request; nothing here does I/O.
  */
-import type { AddressMatch, RequestContext, RequestDecision, Source } from '../route/api.js';
+import type { AddressMatch, FailureContext, FailureDecision, ReplyContext, RequestContext, RequestDecision, Source } from '../route/api.js';
 import type { SipMessage } from '../sip/message.js';
 import { parseUri, type SipUri } from '../sip/uri.js';
 import type { Inbound, Target } from '../transport/types.js';
@@ -17,6 +17,14 @@ export class RequestCtx implements RequestContext {
   /** Set by recordRoute() / addPath(); applied when the outgoing interface is known. */
   recordRouteWanted = false;
   pathWanted = false;
+  /** Relay statefully (see RequestContext.stateful); starts as the config's mode. */
+  stateful: boolean;
+  /** This transaction's hooks and timers, set by the request hook (Kamailio's t_on_reply, t_on_failure, t_set_fr). */
+  replyHook: ((ctx: ReplyContext) => void) | undefined = undefined;
+  failureHook: ((ctx: FailureContext) => FailureDecision) | undefined = undefined;
+  frTimerMs: number | undefined = undefined;
+  frInvTimerMs: number | undefined = undefined;
+  private _tx: Map<string, unknown> | undefined = undefined;
   /**
    * The Route values still to follow after looseRoute() removed ours, as a range of value
    * indexes in the message as received, [first, end) (undefined: looseRoute() not called,
@@ -38,6 +46,33 @@ export class RequestCtx implements RequestContext {
   ) {
     this.source = { address: inbound.sourceAddress, port: inbound.sourcePort, protocol: inbound.protocol };
     this._digest = digest;
+    this.stateful = core.config.mode === 'transaction';
+  }
+
+  get tx(): Map<string, unknown> {
+    return (this._tx ??= new Map());
+  }
+
+  /** The per-transaction state, if the route put anything there. */
+  get txIfAny(): Map<string, unknown> | undefined {
+    return this._tx;
+  }
+
+  onReply(hook: (ctx: ReplyContext) => void): void {
+    this.replyHook = hook;
+  }
+
+  onFailure(hook: (ctx: FailureContext) => FailureDecision): void {
+    this.failureHook = hook;
+  }
+
+  setTimers(timers: { frTimerMs?: number; frInvTimerMs?: number }): void {
+    const check = (v: number | undefined, name: string): number | undefined => {
+      if (v !== undefined && (!Number.isInteger(v) || v < 100 || v > 3_600_000)) throw new RangeError(`setTimers: ${name} must be a whole number of ms from 100 to 3600000, got ${v}`);
+      return v;
+    };
+    this.frTimerMs = check(timers.frTimerMs, 'frTimerMs') ?? this.frTimerMs;
+    this.frInvTimerMs = check(timers.frInvTimerMs, 'frInvTimerMs') ?? this.frInvTimerMs;
   }
 
   get inDialog(): boolean {
@@ -179,7 +214,7 @@ export class RequestCtx implements RequestContext {
       this.core.noDestination(this, setid);
       return this.reply(this.core.config.dispatcher.noDestinationCode, this.core.config.dispatcher.noDestinationReason);
     }
-    return { action: 'forward', target, targetUri: pick.uri };
+    return { action: 'forward', target, targetUri: pick.uri, pick: pick.setid === undefined ? { ...pick, setid } : pick };
   }
 
   pairedTarget(): Target | undefined {

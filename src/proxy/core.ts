@@ -26,8 +26,9 @@ import { CoreCounters, DropReason, methodIndex } from './counters.js';
 import { LocalAddresses, sameAddress } from './identity.js';
 import { NameCache, nextHopOf } from './next-hop.js';
 import { InvitePairing } from './pairing.js';
-import { buildLocalReply, localToTag } from './reply.js';
-import type { AccessControl, Dispatch } from './services.js';
+import { buildLocalReply, localReplyTarget, localToTag } from './reply.js';
+import type { AccessControl, Dispatch, DispatchPick } from './services.js';
+import { StatefulRelay, type StatefulCore } from './stateful.js';
 import { connectionIdFrom, hostText, ownVia, receivedEdits, RequestDigest, responseTarget, transactionPartOf } from './via.js';
 
 export interface ProxyCoreOptions {
@@ -67,7 +68,7 @@ export const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
  */
 export const MAX_OWN_VIAS = 8;
 
-export class ProxyCore {
+export class ProxyCore implements StatefulCore {
   readonly config: ProxyConfig;
   route: Route;
   acl: AccessControl;
@@ -94,6 +95,8 @@ export class ProxyCore {
   private readonly debug: boolean;
   /** The --forward target (it may be re-resolved), admitted as a next hop. */
   private forwardTarget: () => Target | undefined = () => undefined;
+  /** Transaction-stateful relaying (mode: transaction, or a route's ctx.stateful). */
+  readonly stateful: StatefulRelay;
 
   constructor(opts: ProxyCoreOptions) {
     this.config = opts.config;
@@ -105,6 +108,7 @@ export class ProxyCore {
     const now = opts.now ?? Date.now;
     this.pairing = new InvitePairing({ maxEntries: opts.config.pairing.maxEntries, ttlMs: opts.config.pairing.ttlMs, now });
     this.names = new NameCache(60_000, now);
+    this.stateful = new StatefulRelay(this);
   }
 
   /** Bind the transport once it is listening (it needs our onInbound to be created). */
@@ -218,6 +222,9 @@ export class ProxyCore {
       this.drop(msg, inbound, DropReason.Ack, 'ACK for our own reply (absorbed)');
       return;
     }
+    // A retransmission, the ACK of a non-2xx or a CANCEL of a transaction we hold (§17.2.3,
+    // §16.10): the transaction answers; the route does not run again.
+    if (this.stateful.absorb(msg, inbound, localReplyTarget(top, inbound, admitted))) return;
     const digest = new RequestDigest(msg);
     if (this.looped(msg, digest)) {
       this.logger.limited('info', 'loop', 'loop detected: the request came back unchanged; answered 482', {
@@ -320,7 +327,9 @@ export class ProxyCore {
           const next = msg.fieldIndex('via', i + 1);
           if (next >= 0) below = viaValuesOf(msg, next)[0];
         }
-        if (via.branch === digest.branch(below === undefined ? undefined : msg.viaAt(below))) return true;
+        const expected = digest.branch(below === undefined ? undefined : msg.viaAt(below));
+        // A failover branch of a transaction is the first branch's with `-k`.
+        if (via.branch !== undefined && (via.branch === expected || via.branch.startsWith(`${expected}-`))) return true;
       }
     }
     return false;
@@ -335,13 +344,13 @@ export class ProxyCore {
         this.drop(ctx.msg, ctx.inbound, DropReason.Route, `the route dropped it: ${decision.why}`);
         return;
       case 'forward':
-        this.forward(ctx, decision.target);
+        this.forward(ctx, decision.target, decision.pick);
         return;
     }
   }
 
   /** RFC 3261 §16.6, steps 2–8 (step 1, the copy, is the edit list; step 9 is the send). */
-  private forward(ctx: RequestCtx, target: Target | undefined): void {
+  private forward(ctx: RequestCtx, target: Target | undefined, pick?: DispatchPick): void {
     const msg = ctx.msg;
     // Step 3: Max-Forwards. A route that forgot maxForwardsOk() still never forwards a 0.
     const mf = msg.maxForwards;
@@ -368,7 +377,7 @@ export class ProxyCore {
     }
 
     if (target !== undefined) {
-      this.finishForward(ctx, target);
+      this.finishForward(ctx, target, pick);
       return;
     }
     const hop = nextHopOf(nextUri);
@@ -402,56 +411,89 @@ export class ProxyCore {
     }
   }
 
-  private finishForward(ctx: RequestCtx, target: Target): void {
+  private finishForward(ctx: RequestCtx, target: Target, pick?: DispatchPick): void {
     const msg = ctx.msg;
-    const transport = this.transport;
-    const out = transport.listenerFor(target, ctx.inbound.listener);
-    if (out === undefined) {
-      this.replyOrDrop(
-        msg,
-        ctx.inbound,
-        503,
-        'Service Unavailable',
-        [`Warning: 399 sipctl "no ${target.protocol} listener for ${target.address}"`],
-        ctx.admitted,
-      );
-      return;
-    }
-    // Step 4: Record-Route — one entry per interface when the request changes interface.
-    if (ctx.recordRouteWanted) {
-      const inbound = ctx.inbound.listener;
-      let rr = `<${this.routeUri(out)}>`;
-      if (inbound.id !== out.id) rr = `<${this.routeUri(out, true)}>, <${this.routeUri(inbound, true)}>`;
-      msg.insertHeaderBefore('record-route', 'Record-Route', rr);
-    }
-    // RFC 3327 §5.1: our Path entry, facing the registrar.
-    if (ctx.pathWanted) msg.insertHeaderBefore('path', 'Path', `<${this.routeUri(out)}>`);
-    // §18.2.1 / RFC 3581: received and rport on the sender's Via.
-    const top = msg.topVia!;
+    // Statefully: not an ACK or a CANCEL (their INVITE's transaction, or the stateless
+    // pairing when it has none, takes care of them).
+    const stateful = ctx.stateful && msg.method !== 'ACK' && msg.method !== 'CANCEL';
+    // A failover branch is built from the request as it is now, before our per-destination edits.
+    const base = stateful ? msg.serialize() : undefined;
     const branch = ctx.branch; // §16.11: from the Via as it came, before received/rport change it
-    for (const e of receivedEdits(top, ctx.inbound.sourceAddress, ctx.inbound.sourcePort)) {
-      msg.replaceRange(e.start, e.end, e.text);
-    }
-    // Step 8: our Via, with the stateless branch (§16.11).
-    msg.insertHeaderBefore('via', 'Via', ownVia(out, this.publicAddress(out), branch, ctx.inbound));
-    const bytes = msg.serialize();
-    // A datagram cannot be larger than 65,507 bytes (IPv4), and the next sipctl must be able
-    // to parse what we send: answer 513 rather than send something that cannot arrive.
-    if ((target.protocol === 'udp' && bytes.length > MAX_UDP_PAYLOAD) || msg.headerCount + 4 > MAX_HEADER_FIELDS) {
-      this.replyOrDrop(msg, ctx.inbound, 513, 'Message Too Large', undefined, ctx.admitted);
+    const prepared = this.prepareBranch(msg, ctx.inbound, target, { recordRoute: ctx.recordRouteWanted, path: ctx.pathWanted }, branch);
+    if (!('bytes' in prepared)) {
+      this.replyOrDrop(msg, ctx.inbound, prepared.status, prepared.reason, prepared.headers, ctx.admitted);
       return;
     }
-    if (msg.method === 'INVITE') this.pairing.remember(ctx.transactionKey, target, branch);
-    transport.send(target, bytes, out);
-    this.stats.forwarded++;
+    const { bytes, out } = prepared;
+    if (base !== undefined) {
+      const received = msg.received;
+      const upstream = localReplyTarget(received.topVia!, ctx.inbound, ctx.admitted);
+      if (!this.stateful.relay(ctx, upstream, base, target, bytes, branch, out, pick)) {
+        // The transaction table is full: come back later (§21.5.4).
+        this.replyOrDrop(msg, ctx.inbound, 503, 'Service Unavailable', [`Retry-After: ${this.config.transaction.retryAfterS}`], ctx.admitted);
+        return;
+      }
+    } else {
+      if (msg.method === 'INVITE') this.pairing.remember(ctx.transactionKey, target, branch);
+      this.transport.send(target, bytes, out);
+      this.stats.forwarded++;
+    }
     if (this.debug) {
-      this.logger.debug('forwarded a request', {
+      this.logger.debug(stateful ? 'relayed a request statefully' : 'forwarded a request', {
         method: msg.method,
         callId: safe(() => msg.callId),
         source: `${ctx.inbound.protocol}:${ctx.inbound.sourceAddress}:${ctx.inbound.sourcePort}`,
         to: `${target.protocol}:${hostText(target.address)}:${target.port}`,
       });
     }
+  }
+
+  /**
+   * §16.6 steps 4, 8 and §18.2.1 for one destination: Record-Route and Path for the interface
+   * the request leaves from, received/rport on the sender's Via, our Via with `branch`; then
+   * the bytes. Or why it cannot go there (no listener for it, too large: 503, 513).
+   */
+  prepareBranch(
+    msg: SipMessage,
+    inbound: Inbound,
+    target: Target,
+    edits: { recordRoute: boolean; path: boolean },
+    branch: string,
+  ): { bytes: Buffer; out: Listener } | { status: number; reason: string; headers?: readonly string[] } {
+    const out = this.transport.listenerFor(target, inbound.listener);
+    if (out === undefined) {
+      return { status: 503, reason: 'Service Unavailable', headers: [`Warning: 399 sipctl "no ${target.protocol} listener for ${target.address}"`] };
+    }
+    // Step 4: Record-Route — one entry per interface when the request changes interface.
+    if (edits.recordRoute) {
+      let rr = `<${this.routeUri(out)}>`;
+      if (inbound.listener.id !== out.id) rr = `<${this.routeUri(out, true)}>, <${this.routeUri(inbound.listener, true)}>`;
+      msg.insertHeaderBefore('record-route', 'Record-Route', rr);
+    }
+    // RFC 3327 §5.1: our Path entry, facing the registrar.
+    if (edits.path) msg.insertHeaderBefore('path', 'Path', `<${this.routeUri(out)}>`);
+    // §18.2.1 / RFC 3581: received and rport on the sender's Via.
+    const top = msg.topVia!;
+    for (const e of receivedEdits(top, inbound.sourceAddress, inbound.sourcePort)) {
+      msg.replaceRange(e.start, e.end, e.text);
+    }
+    // Step 8: our Via, with the branch (§16.11 stateless; a transaction's own when stateful).
+    msg.insertHeaderBefore('via', 'Via', ownVia(out, this.publicAddress(out), branch, inbound));
+    const bytes = msg.serialize();
+    // A datagram cannot be larger than 65,507 bytes (IPv4), and the next sipctl must be able
+    // to parse what we send: answer 513 rather than send something that cannot arrive.
+    if ((target.protocol === 'udp' && bytes.length > MAX_UDP_PAYLOAD) || msg.headerCount + 4 > MAX_HEADER_FIELDS) {
+      return { status: 513, reason: 'Message Too Large' };
+    }
+    return { bytes, out };
+  }
+
+  countForwarded(): void {
+    this.stats.forwarded++;
+  }
+
+  countResponseRelayed(): void {
+    this.stats.responsesForwarded++;
   }
 
   /** A URI that routes back to this listener: `sip:ADDR:PORT;transport=X;lr` (§16.6 step 4). */
@@ -477,6 +519,8 @@ export class ProxyCore {
       return;
     }
     if (top.branch !== undefined && this.dispatch.handleProbeResponse(top.branch, msg.status)) return;
+    // A response of one of our client transactions: the transaction relays it (§16.7).
+    if (this.stateful.onResponse(msg)) return;
     // A 2xx to an INVITE ends what the pairing entry was for (its ACK follows the route set).
     if (msg.status >= 200 && msg.status < 300 && top.branch !== undefined && this.pairing.size > 0) {
       const m = msg.fieldIndex('cseq');
@@ -501,6 +545,7 @@ export class ProxyCore {
       const rctx: ReplyContext = {
         msg,
         source: { address: inbound.sourceAddress, port: inbound.sourcePort, protocol: inbound.protocol },
+        tx: undefined,
         appendHeader: (name, value) => msg.appendHeader(name, value),
         drop: (why) => {
           dropped = why;
@@ -647,22 +692,6 @@ function safe(f: () => string): string {
   } catch {
     return '?';
   }
-}
-
-/**
- * §18.2.2 for a response we generate: a stream goes back on its connection; a datagram to an
- * admitted source goes where the RFC says (maddr; else the source address, at the source port
- * when the client asked for rport, RFC 3581 §4, else at the sent-by port). A datagram to a
- * source that is not admitted goes to the packet's source address and port only: its Via
- * must not be able to aim our answer at someone else.
- */
-function localReplyTarget(top: Via, inbound: Inbound, admitted: boolean): Target {
-  if (inbound.protocol === 'tcp') {
-    return { protocol: 'tcp', address: inbound.sourceAddress, port: inbound.sourcePort, connectionId: inbound.connectionId, inboundByIdOnly: true };
-  }
-  if (!admitted) return { protocol: 'udp', address: inbound.sourceAddress, port: inbound.sourcePort };
-  if (top.maddr !== undefined && /^[0-9.:a-fA-F]+$/.test(top.maddr)) return { protocol: 'udp', address: top.maddr, port: top.port ?? 5060 };
-  return { protocol: 'udp', address: inbound.sourceAddress, port: top.rport !== undefined ? inbound.sourcePort : (top.port ?? 5060) };
 }
 
 /** Does a message start (after the CRLFs §7.5 lets a sender put first) with "SIP/", i.e. is it a response? */

@@ -8,6 +8,8 @@
  * something to forward).
  */
 import type { SipMessage } from '../sip/message.js';
+import type { Via } from '../sip/values.js';
+import type { Inbound, Target } from '../transport/types.js';
 import { MAX_VALUE_BYTES } from '../sip/limits.js';
 import { reasonPhrase } from '../sip/status.js';
 import { parseCSeq } from '../sip/values.js';
@@ -178,4 +180,20 @@ function asLatin1(text: string): string {
     if (text.charCodeAt(i) >= 128) return Buffer.from(text, 'utf8').toString('latin1');
   }
   return text;
+}
+
+/**
+ * §18.2.2 for a response we generate: a stream goes back on its connection; a datagram to an
+ * admitted source goes where the RFC says (maddr; else the source address, at the source port
+ * when the client asked for rport, RFC 3581 §4, else at the sent-by port). A datagram to a
+ * source that is not admitted goes to the packet's source address and port only: its Via
+ * must not be able to aim our answer at someone else.
+ */
+export function localReplyTarget(top: Via, inbound: Inbound, admitted: boolean): Target {
+  if (inbound.protocol === 'tcp') {
+    return { protocol: 'tcp', address: inbound.sourceAddress, port: inbound.sourcePort, connectionId: inbound.connectionId, inboundByIdOnly: true };
+  }
+  if (!admitted) return { protocol: 'udp', address: inbound.sourceAddress, port: inbound.sourcePort };
+  if (top.maddr !== undefined && /^[0-9.:a-fA-F]+$/.test(top.maddr)) return { protocol: 'udp', address: top.maddr, port: top.port ?? 5060 };
+  return { protocol: 'udp', address: inbound.sourceAddress, port: top.rport !== undefined ? inbound.sourcePort : (top.port ?? 5060) };
 }

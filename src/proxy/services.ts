@@ -16,6 +16,10 @@ export interface DispatchPick {
   uri: string;
   /** Resolved targets in preference order; the first is used. */
   targets: readonly Target[];
+  /** The set it was picked from (failover looks for the next one there). */
+  setid?: number;
+  /** The dispatcher's own handle on the destination (opaque to the core). */
+  handle?: unknown;
 }
 
 export interface SelectionKey {
@@ -32,6 +36,22 @@ export interface Dispatch {
   isNextHop(address: string, port: number): boolean;
   /** A response to one of our OPTIONS probes: consumed when true. */
   handleProbeResponse(branch: string, status: number): boolean;
+  /**
+   * Kamailio's ds_next_dst: the next active destination of `setid` that is not one of
+   * `tried` (their handles), in the algorithm's failover order; null when none is left.
+   */
+  next?(setid: number, tried: readonly unknown[]): DispatchPick | null;
+  /** A request sent to this destination went on to another one (a failover away from it). */
+  countFailover?(handle: unknown): void;
+  /**
+   * Kamailio's ds_mark_dst: a branch to this destination timed out. Enough of them in a row
+   * (probe.failures) take it out of rotation until probing brings it back.
+   */
+  markTimeout?(handle: unknown): void;
+  /** The destination answered (any final response): its run of timeouts ends. */
+  markAnswered?(handle: unknown): void;
+  /** The destination's URI, for logs and failure hooks. */
+  describe?(handle: unknown): string;
 }
 
 export const NO_ACL: AccessControl = { match: () => null };

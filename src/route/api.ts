@@ -10,6 +10,7 @@
  */
 import type { SipMessage } from '../sip/message.js';
 import type { SipUri } from '../sip/uri.js';
+import type { DispatchPick } from '../proxy/services.js';
 import type { Protocol, Target } from '../transport/types.js';
 
 /** Where the message came from. */
@@ -32,6 +33,8 @@ export type RequestDecision =
       readonly target?: Target;
       /** A URI for `target`, for logs (e.g. the dispatcher destination). */
       readonly targetUri?: string;
+      /** The dispatcher's pick, when a dispatcher picked `target` (for failover and marking). */
+      readonly pick?: DispatchPick;
     }
   | { readonly action: 'drop'; readonly why: string };
 
@@ -87,20 +90,84 @@ export interface RequestContext {
   drop(why: string): RequestDecision;
   /** Append a header to the forwarded request (Kamailio's append_hf). */
   appendHeader(name: string, value: string): void;
+
+  /**
+   * Relay this request through a transaction (Kamailio's t_relay: retransmissions, timers,
+   * CANCEL, the failure hook) rather than statelessly (forward()). Starts as the config's
+   * `mode`; a route may change it per request. ACK and CANCEL are never relayed statefully
+   * (their INVITE's transaction handles them).
+   */
+  stateful: boolean;
+  /**
+   * Per-transaction state (Kamailio's AVPs): what the request hook puts here, this
+   * transaction's reply and failure hooks see; the dialog's later requests (ACK, BYE) do not.
+   * Without a transaction (stateless) it lives for this request only.
+   */
+  readonly tx: Map<string, unknown>;
+  /** Kamailio's t_on_reply: a hook for every response of this transaction (stateful only). */
+  onReply(hook: (ctx: ReplyContext) => void): void;
+  /** Kamailio's t_on_failure: what to do when every branch of this transaction has failed (stateful only). */
+  onFailure(hook: (ctx: FailureContext) => FailureDecision): void;
+  /** Kamailio's t_set_fr: fr_timer / fr_inv_timer for this transaction, ms. */
+  setTimers(timers: { frTimerMs?: number; frInvTimerMs?: number }): void;
 }
 
 export interface ReplyContext {
   readonly msg: SipMessage;
   readonly source: Source;
+  /** The transaction's state when the response belongs to one (Kamailio's AVPs), else undefined. */
+  readonly tx: Map<string, unknown> | undefined;
   /** Append a header to the forwarded response. */
   appendHeader(name: string, value: string): void;
-  /** Do not forward this response. */
+  /** Do not forward this response (a final response of a transaction always goes: it decides it). */
   drop(why: string): void;
 }
 
+/**
+ * What a failure hook decides: a forward (to another destination: failover), a reply, or
+ * undefined — the best response so far goes upstream (§16.7 step 6).
+ */
+export type FailureDecision = RequestDecision | undefined;
+
+/**
+ * Kamailio's failure_route: every branch of a transaction has ended without a 2xx, the
+ * caller did not cancel, and no 6xx ended the search. What it sees and can do.
+ */
+export interface FailureContext {
+  /** The request as received. */
+  readonly msg: SipMessage;
+  /** The best final status so far (§16.7 step 6; 408 when a branch timed out, §16.8): what goes upstream if nothing else happens (Kamailio's $T_reply_code). */
+  readonly status: number;
+  readonly reason: string;
+  /** The final status of the branch that just ended (408 when it timed out): what a failover rule looks at. */
+  readonly branchStatus: number;
+  /** The branch that just ended timed out (Kamailio's t_branch_timeout). */
+  readonly timedOut: boolean;
+  /** The dispatcher destination the branch that just ended went to, if a dispatcher picked it. */
+  readonly destination: string | undefined;
+  /** Destinations tried so far (branches), this one included. */
+  readonly attempts: number;
+  /** The transaction's state (Kamailio's AVPs). */
+  readonly tx: Map<string, unknown>;
+  /**
+   * Kamailio's ds_next_dst + t_relay: the next active destination of the set the request was
+   * dispatched to, not tried yet, in the algorithm's order; null when none is left (or the
+   * request was not dispatched).
+   */
+  nextDestination(): FailureDecision | null;
+  /** Relay to this next hop (an IP literal, as forward() in the request hook). */
+  forward(uri: string | SipUri): FailureDecision;
+  /** Answer upstream with this instead of the best response. */
+  reply(status: number, reason?: string, headers?: readonly string[]): FailureDecision;
+}
+
 export interface Route {
+  /** Kamailio's request_route. */
   request(ctx: RequestContext): RequestDecision;
+  /** Kamailio's onreply_route: every response relayed (stateless and stateful). */
   reply?(ctx: ReplyContext): void;
+  /** Kamailio's failure_route, for every transaction whose request hook set none (onFailure). */
+  failure?(ctx: FailureContext): FailureDecision;
 }
 
 export function defineRoute(route: Route): Route {

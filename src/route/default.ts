@@ -91,5 +91,17 @@ export function createDefaultRoute(opts: DefaultRouteOptions): Route {
       }
       return initialDestination(ctx);
     },
+
+    // Kamailio's failure_route with ds_next_dst (transaction mode): a branch that ended with
+    // one of dispatcher.failover.on (a timeout counts as 408) moves the request to the next
+    // active destination of its set, up to dispatcher.failover.attempts destinations. A 6xx
+    // or a CANCEL never gets here (the transaction ends the search first).
+    failure(ctx) {
+      const f = config.dispatcher.failover;
+      if (ctx.attempts >= f.attempts) return undefined;
+      const status = ctx.branchStatus;
+      if (!f.on.some((r) => status >= r.from && status <= r.to)) return undefined;
+      return ctx.nextDestination() ?? undefined;
+    },
   });
 }

@@ -21,6 +21,7 @@ import {
   dispatcherControlHandlers,
   systemClock,
   type Algorithm,
+  type Destination,
 } from '../dispatcher/index.js';
 import { SipctlError, usageError } from '../errors.js';
 import { FloodGuard, floodControlHandlers } from '../flood/index.js';
@@ -145,8 +146,21 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
           algorithms.set(algorithm, alg);
         }
         const d = dispatcher.current.select(setid, alg, key);
-        return d === null ? null : { uri: d.uri, targets: d.targets };
+        return d === null ? null : { uri: d.uri, targets: d.targets, setid, handle: d };
       },
+      // Transaction mode: failover (ds_next_dst) and marking (ds_mark_dst). Handles are
+      // Destination objects; a reload keeps the objects of destinations still in their set.
+      next(setid, tried) {
+        const d = dispatcher.current.next(setid, tried as Destination[]);
+        return d === null ? null : { uri: d.uri, targets: d.targets, setid, handle: d };
+      },
+      countFailover: (handle) => dispatcher.current.countFailover(handle as Destination),
+      markTimeout: (handle) => {
+        const d = handle as Destination;
+        dispatcher.current.markTimeout(d, config.dispatcher.probeSets[String(d.setid)]?.failures ?? config.dispatcher.probe.failures);
+      },
+      markAnswered: (handle) => dispatcher.current.markAnswered(handle as Destination),
+      describe: (handle) => (handle as Destination).uri,
       // Kamailio's ds_is_from_list: address and port (port 0: any, for TCP peers).
       isNextHop: (address, port) => dispatcher.isNextHop(address, port),
       handleProbeResponse: (branch, status) => isProbeBranch(branch) && prober !== undefined && prober.handleResponse(branch, status),

@@ -198,6 +198,8 @@ export class ProxyTransaction implements ServerTransactionUser {
   finalStatus = 0;
   /** A CANCEL for it was received (§16.10). */
   cancelled = false;
+  /** What the owner (the proxy core) keeps with this transaction: how to build its next branch, its hooks. */
+  owner: unknown = undefined;
   /** A 6xx was received: no new branches (§16.7 step 5). */
   globalFailure = false;
   /** Transactions (the server one and each branch's client one) still alive. */

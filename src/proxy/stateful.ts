@@ -1,0 +1,332 @@
+/**
+ * The proxy core's seam to the transaction layer (src/transaction/): Kamailio's t_relay.
+ * The core decides per request whether it goes statefully (config `mode`, or the route's
+ * `ctx.stateful`); from then on this file:
+ *
+ * - absorbs what belongs to a transaction before the route runs again: a retransmitted
+ *   request (its server transaction answers it with the last response, §17.2), the ACK for a
+ *   non-2xx final (§17.2.1), and a CANCEL for a pending INVITE (answered 200 and sent on to
+ *   every branch, §16.10);
+ * - relays a request as a proxy transaction (§16.7–§16.10): one branch per destination
+ *   tried, 100 Trying at once for an INVITE (§16.2), fr_timer / fr_inv_timer (§16.8);
+ * - hands each response to its client transaction (§17.1.3), running the route's reply hooks;
+ * - when every branch has failed, runs the failure hook (Kamailio's failure_route), which
+ *   may try the next destination of the set (ds_next_dst) — failover — or reply; a branch
+ *   that timed out marks its destination (ds_mark_dst).
+ *
+ * A failover branch is the request as the route left it (its edits and the Max-Forwards
+ * decrement), with our per-destination edits made again for the new destination: the
+ * Record-Route and Path of the interface it leaves from, received/rport, and our Via with a
+ * branch of its own (the first branch's, with `-k`: branches of one transaction must differ,
+ * §16.6 step 8).
+ */
+import type { ProxyConfig } from '../config/schema.js';
+import type { Logger } from '../log/logger.js';
+import type { FailureContext, FailureDecision, ReplyContext, Route } from '../route/api.js';
+import type { SipMessage } from '../sip/message.js';
+import { parseMessage } from '../sip/parse.js';
+import { parseUri, type SipUri } from '../sip/uri.js';
+import {
+  createServerTransaction,
+  ProxyTransaction,
+  requestKey,
+  TransactionLayer,
+  type ProxyBranch,
+  type ProxyTransactionHost,
+} from '../transaction/index.js';
+import type { Inbound, Listener, Target, Transport } from '../transport/types.js';
+import { reasonPhrase } from '../sip/status.js';
+import type { RequestCtx } from './context.js';
+import type { DispatchPick, Dispatch } from './services.js';
+
+/** What the core gives the seam: how to build a branch's bytes, reply statelessly, reach next hops. */
+export interface StatefulCore {
+  readonly config: ProxyConfig;
+  readonly logger: Logger;
+  readonly dispatch: Dispatch;
+  readonly route: Route;
+  readonly transport: Transport;
+  /**
+   * Our per-destination edits (Record-Route, Path, received/rport, our Via with `branch`) on
+   * `msg` for `target`: the bytes to send and the listener they leave from, or why they cannot.
+   */
+  prepareBranch(
+    msg: SipMessage,
+    inbound: Inbound,
+    target: Target,
+    edits: { recordRoute: boolean; path: boolean },
+    branch: string,
+  ): { bytes: Buffer; out: Listener } | { status: number; reason: string; headers?: readonly string[] };
+  replyOrDrop(msg: SipMessage, inbound: Inbound, status: number, reason: string | undefined, headers: readonly string[] | undefined, admitted: boolean): void;
+  /** A target for an IP-literal URI (forward() in a failure hook). */
+  literalTarget(uri: SipUri): Target | undefined;
+  /** Counters the core keeps for everything it relays. */
+  countForwarded(): void;
+  countResponseRelayed(): void;
+}
+
+/** What the core keeps with each proxy transaction (ProxyTransaction.owner). */
+interface Relayed {
+  readonly inbound: Inbound;
+  /** The request after the route's edits and Max-Forwards, before our per-destination edits. */
+  readonly base: Buffer;
+  readonly edits: { recordRoute: boolean; path: boolean };
+  /** The first branch's id; branch k of a failover is `${branch}-${k}`. */
+  readonly branch: string;
+  readonly replyHook: ((ctx: ReplyContext) => void) | undefined;
+  readonly failureHook: ((ctx: FailureContext) => FailureDecision) | undefined;
+  /** The set the request was dispatched to (failover picks the next one there), if any. */
+  setid: number | undefined;
+  /** The dispatcher's handles of the destinations tried, in order. */
+  readonly tried: unknown[];
+}
+
+export class StatefulRelay {
+  readonly layer: TransactionLayer;
+  private readonly host: ProxyTransactionHost;
+
+  constructor(private readonly core: StatefulCore) {
+    const t = core.config.transaction;
+    this.layer = new TransactionLayer({
+      send: (target, bytes, via) => core.transport.send(target, bytes, via),
+      timers: { t1: t.t1Ms, t2: t.t2Ms, t4: t.t4Ms },
+      maxTransactions: t.maxTransactions,
+      onError: (err, where) =>
+        core.logger.limited('error', 'transaction.error', 'a transaction callback failed', { where, error: err instanceof Error ? err.message : String(err) }),
+    });
+    this.host = {
+      onResponse: (ptx, branch, response) => this.onBranchResponse(ptx, branch, response),
+      onFailure: (ptx, best, ended) => this.onFailure(ptx, best, ended),
+    };
+  }
+
+  /** Transactions in the table now (server and client). */
+  get live(): number {
+    return this.layer.table.serverCount + this.layer.table.clientCount;
+  }
+
+  // ------------------------------------------------------------------ requests
+
+  /**
+   * A request that belongs to a transaction we hold: absorbed here (true), and the route does
+   * not see it again. A 2xx's ACK and everything that matches nothing go on (false).
+   */
+  absorb(msg: SipMessage, inbound: Inbound, upstream: Target): boolean {
+    const table = this.layer.table;
+    if (table.serverCount === 0) return false;
+    const key = requestKey(msg);
+    const server = table.findServer(key);
+    if (server !== undefined) return server.receive(msg) === 'absorbed';
+    if (msg.method !== 'CANCEL') return false;
+    // §16.10: a CANCEL for an INVITE we relay statefully is answered here and sent on to
+    // every pending branch; one that matches nothing is relayed statelessly (the route).
+    const invite = table.findInvite(key);
+    if (invite === undefined || !(invite.user instanceof ProxyTransaction)) return false;
+    const cancel = createServerTransaction(this.layer, { request: msg, key, source: { address: inbound.sourceAddress, port: inbound.sourcePort }, upstream });
+    if (cancel === 'full') this.core.replyOrDrop(msg, inbound, 200, 'OK', undefined, true);
+    invite.user.receiveCancel(cancel === 'full' ? undefined : cancel);
+    return true;
+  }
+
+  /**
+   * Relay `msg` (already carrying our edits for `target`, serialized as `bytes`) as the first
+   * branch of a new proxy transaction. False when the table is full: the caller answers 503.
+   */
+  relay(
+    ctx: RequestCtx,
+    upstream: Target,
+    base: Buffer,
+    target: Target,
+    bytes: Buffer,
+    branch: string,
+    out: Listener,
+    pick: DispatchPick | undefined,
+  ): boolean {
+    const t = this.core.config.transaction;
+    const received = ctx.msg.received;
+    const ptx = ProxyTransaction.create(this.layer, {
+      request: received,
+      key: requestKey(received),
+      source: { address: ctx.inbound.sourceAddress, port: ctx.inbound.sourcePort },
+      upstream,
+      host: this.host,
+      frTimerMs: ctx.frTimerMs ?? t.frTimerMs,
+      frInvTimerMs: ctx.frInvTimerMs ?? t.frInvTimerMs,
+    });
+    if (ptx === 'full') return false;
+    const relayed: Relayed = {
+      inbound: ctx.inbound,
+      base,
+      edits: { recordRoute: ctx.recordRouteWanted, path: ctx.pathWanted },
+      branch,
+      replyHook: ctx.replyHook,
+      failureHook: ctx.failureHook,
+      setid: pick?.setid,
+      tried: pick?.handle === undefined ? [] : [pick.handle],
+    };
+    ptx.owner = relayed;
+    // The request hook's AVPs become the transaction's.
+    const vars = ctx.txIfAny;
+    if (vars !== undefined) for (const [k, v] of vars) ptx.vars.set(k, v);
+    ptx.addBranch({ target, bytes, branch, via: out, data: pick?.handle });
+    this.core.countForwarded();
+    return true;
+  }
+
+  // ------------------------------------------------------------------ responses
+
+  /** A response to one of our client transactions: handled there (true), else false (stateless). */
+  onResponse(msg: SipMessage): boolean {
+    const table = this.layer.table;
+    if (table.clientCount === 0) return false;
+    const client = table.matchResponse(msg);
+    if (client === undefined) return false;
+    client.receive(msg);
+    return true;
+  }
+
+  /** Kamailio's onreply_route and t_on_reply, for a response a branch received. */
+  private onBranchResponse(ptx: ProxyTransaction, branch: ProxyBranch, response: SipMessage): boolean | void {
+    const relayed = ptx.owner as Relayed | undefined;
+    // The destination answered: any final response ends its run of timeouts (ds_mark_dst).
+    if (response.status >= 200 && branch.data !== undefined) this.core.dispatch.markAnswered?.(branch.data);
+    const global = this.core.route.reply;
+    const own = relayed?.replyHook;
+    let dropped = false;
+    if (global !== undefined || own !== undefined) {
+      const rctx: ReplyContext = {
+        msg: response,
+        source: { address: branch.target.address, port: branch.target.port, protocol: branch.target.protocol },
+        tx: ptx.vars,
+        appendHeader: (name, value) => response.appendHeader(name, value),
+        drop: () => {
+          dropped = true;
+        },
+      };
+      for (const hook of [global, own]) {
+        if (hook === undefined) continue;
+        try {
+          hook(rctx);
+        } catch (err) {
+          this.core.logger.limited('error', 'route.error', 'a reply hook threw; response relayed as is', {
+            error: err instanceof Error ? err.message : String(err),
+          });
+        }
+      }
+    }
+    if (dropped && response.status < 200) return false;
+    if (response.status > 100) this.core.countResponseRelayed();
+    return undefined;
+  }
+
+  // ------------------------------------------------------------------ failure (failover)
+
+  private onFailure(ptx: ProxyTransaction, best: ProxyBranch, ended: ProxyBranch): void {
+    const relayed = ptx.owner as Relayed | undefined;
+    if (relayed === undefined) return;
+    // Kamailio's ds_mark_dst: a destination that let a branch time out.
+    if (ended.timedOut && ended.data !== undefined) this.core.dispatch.markTimeout?.(ended.data);
+    const hook = relayed.failureHook ?? this.core.route.failure;
+    if (hook === undefined) return;
+    const request = ptx.request;
+    if (request === undefined) return;
+    const fctx = new FailureCtx(this.core, ptx, relayed, request, best, ended);
+    let decision: FailureDecision;
+    try {
+      decision = hook(fctx);
+    } catch (err) {
+      this.core.logger.limited('error', 'route.error', 'the failure hook threw; answered 500', {
+        callId: safeCallId(request),
+        error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+      });
+      ptx.reply(500, 'Server Internal Error');
+      return;
+    }
+    if (decision === undefined || decision.action === 'drop') return;
+    if (decision.action === 'reply') {
+      ptx.reply(decision.status, decision.reason, decision.headers);
+      return;
+    }
+    if (decision.target === undefined) {
+      // A failure hook relays to a chosen next hop (nextDestination, forward), not by the route set.
+      ptx.reply(500, 'Server Internal Error');
+      return;
+    }
+    this.addBranch(ptx, relayed, ended, decision.target, decision.pick);
+  }
+
+  /** A further branch for the transaction, to `target` (failover). */
+  private addBranch(ptx: ProxyTransaction, relayed: Relayed, ended: ProxyBranch, target: Target, pick: DispatchPick | undefined): void {
+    const k = ptx.branches.length;
+    const msg = parseMessage(relayed.base);
+    const prepared = this.core.prepareBranch(msg, relayed.inbound, target, relayed.edits, `${relayed.branch}-${k}`);
+    if (!('bytes' in prepared)) {
+      ptx.reply(prepared.status, prepared.reason, prepared.headers);
+      return;
+    }
+    if (ended.data !== undefined) this.core.dispatch.countFailover?.(ended.data);
+    if (pick?.handle !== undefined) relayed.tried.push(pick.handle);
+    const added = ptx.addBranch({ target, bytes: prepared.bytes, branch: `${relayed.branch}-${k}`, via: prepared.out, data: pick?.handle, request: msg });
+    if (typeof added !== 'string') this.core.countForwarded();
+  }
+}
+
+/** What a failure hook sees of a transaction whose branches all failed. */
+class FailureCtx implements FailureContext {
+  readonly status: number;
+  readonly reason: string;
+  readonly timedOut: boolean;
+  readonly branchStatus: number;
+  readonly destination: string | undefined;
+  readonly attempts: number;
+
+  constructor(
+    private readonly core: StatefulCore,
+    private readonly ptx: ProxyTransaction,
+    private readonly relayed: Relayed,
+    readonly msg: SipMessage,
+    best: ProxyBranch,
+    ended: ProxyBranch,
+  ) {
+    this.status = best.status === 503 ? 500 : best.status;
+    this.reason = best.response?.reason ?? reasonPhrase(this.status);
+    this.timedOut = ended.timedOut;
+    this.branchStatus = ended.status;
+    this.destination = ended.data === undefined ? undefined : core.dispatch.describe?.(ended.data);
+    this.attempts = ptx.branches.length;
+  }
+
+  get tx(): Map<string, unknown> {
+    return this.ptx.vars;
+  }
+
+  nextDestination(): FailureDecision | null {
+    const setid = this.relayed.setid;
+    const next = this.core.dispatch.next;
+    if (setid === undefined || next === undefined) return null;
+    const pick = next.call(this.core.dispatch, setid, this.relayed.tried);
+    const target = pick?.targets[0];
+    if (pick === null || pick === undefined || target === undefined) return null;
+    return { action: 'forward', target, targetUri: pick.uri, pick: { ...pick, setid } };
+  }
+
+  forward(uri: string | SipUri): FailureDecision {
+    const parsed = typeof uri === 'string' ? parseUri(uri) : uri;
+    const target = this.core.literalTarget(parsed);
+    if (target === undefined) throw new Error(`forward(${parsed.toString()}): the next hop must be an IP address with udp or tcp transport`);
+    return { action: 'forward', target, targetUri: parsed.toString() };
+  }
+
+  reply(status: number, reason?: string, headers?: readonly string[]): FailureDecision {
+    return headers === undefined ? { action: 'reply', status, reason } : { action: 'reply', status, reason, headers };
+  }
+}
+
+function safeCallId(msg: SipMessage): string {
+  try {
+    return msg.callId;
+  } catch {
+    return '?';
+  }
+}
+
