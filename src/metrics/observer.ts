@@ -93,6 +93,8 @@ export class ReloadLog {
 /** Everything the observer reads, handed over by src/serve/start.ts. */
 export interface ObservedProxy {
   readonly mode: 'forward' | 'dispatcher';
+  /** How requests are relayed by default (config `mode`). */
+  readonly relay: 'stateless' | 'transaction';
   /** Listeners as bound ("udp:127.0.0.1:5060"). */
   readonly listeners: readonly string[];
   /** How many --listen specs were configured. */
@@ -305,7 +307,7 @@ export class Observability {
       startedAt: new Date(this.startedAt).toISOString(),
       listeners: [...p.listeners],
       mode: p.mode,
-      stateful: tx !== undefined,
+      relay: p.relay,
       rates: this.rates(),
       messages: {
         received: messagesReceived(t),

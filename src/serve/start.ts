@@ -295,6 +295,7 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
     const sentRate = new SentRateSampler(dispatcher);
     const observability = new Observability({
       mode: config.forward === undefined ? 'dispatcher' : 'forward',
+      relay: config.mode,
       listeners,
       configuredListeners: config.listen.length,
       core,
@@ -310,6 +311,13 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
     });
     observability.start();
     closers.push(() => observability.stop());
+    // Transactions (mode: transaction, or routes that relay statefully): counted from the layer.
+    const txLayer = core.stateful.layer;
+    observability.setTransactionSource(() => ({
+      inUse: core.stateful.live,
+      created: txLayer.stats.serverCreated + txLayer.stats.clientCreated,
+      timedOut: txLayer.stats.timeouts,
+    }));
 
     // ---- the control socket
     const dsHandlers = dispatcherControlHandlers(dispatcher, () => store.dispatcher.list(), {

@@ -73,8 +73,8 @@ describe('sipctl status', () => {
     expect(s.pid).toBe(proxy.child.pid);
     expect(s.version).toMatch(/^\d+\.\d+\.\d+/);
     expect(s.mode).toBe('dispatcher');
-    expect(s.stateful).toBe(false);
-    expect(s.transactions).toBeNull();
+    expect(s.relay).toBe('stateless');
+    expect(s.transactions).toEqual({ inUse: 0, created: 0, timedOut: 0 });
     expect(s.listeners).toEqual([`udp:127.0.0.1:${proxy.ports.udp}`]);
     expect(s.messages.requestsByMethod.MESSAGE).toBe(FORWARDED);
     expect(s.messages.requestsByMethod.OPTIONS).toBe(REFUSED);
@@ -102,7 +102,7 @@ describe('sipctl status', () => {
     expect(r.stdout).toMatch(new RegExp(`^sipctl \\d+\\.\\d+\\.\\d+, pid ${proxy.child.pid}, up `));
     expect(r.stdout).toContain('mode:          dispatcher, stateless');
     expect(r.stdout).toContain(`refused:       ${REFUSED} requests (address table)`);
-    expect(r.stdout).toContain('transactions:  none (stateless proxy)');
+    expect(r.stdout).toContain('transactions:  0 in use, 0 created, 0 timed out');
     expect(r.stdout).toContain('dispatcher:    set 1: 1 of 1 active; loaded ');
     expect(r.stdout).toContain('metrics:       off; capture: off');
   });
