@@ -7,7 +7,7 @@ ARGS ?=
 # Extra arguments for vitest (CI adds its JSON reporter here).
 VITEST_ARGS ?=
 
-.PHONY: run test build install migrate bench bench-obs bench-micro bench-acl bench-log build-bench clean fuzz
+.PHONY: run test build install migrate bench bench-tm bench-failover bench-obs bench-micro bench-acl bench-log build-bench clean fuzz
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -56,6 +56,14 @@ bench-log: build-bench
 # Side by side with Kamailio under SIPp load (installs sipp and kamailio when missing).
 bench: build-bench
 	bash test/bench/bench.sh
+
+# The same in transaction mode, against Kamailio's tm (reference-kamailio.sh --tm).
+bench-tm: build-bench
+	BENCH_MODE=transaction BENCH_OUT=latest-tm.md bash test/bench/bench.sh
+
+# Failover under load: the second PBX answers every INVITE 503; both proxies fail over.
+bench-failover: build-bench
+	BENCH_MODE=transaction BENCH_UAS_B=uas_503.xml BENCH_RATES="$${BENCH_RATES:-1000}" BENCH_OUT=latest-failover.md bash test/bench/bench.sh
 
 # What metrics (scraped every second) and HEP capture cost sipctl under the same SIPp load.
 bench-obs: build

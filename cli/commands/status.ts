@@ -20,7 +20,7 @@ export interface StatusView {
   startedAt: string;
   listeners: string[];
   mode: string;
-  relay: "stateless" | "transaction";
+  relay: 'stateless' | 'transaction';
   rates: { windowS: number; messagesPerS: { recent: number; sinceStart: number }; callsPerS: { recent: number; sinceStart: number } };
   messages: {
     received: number;
@@ -106,7 +106,7 @@ export function statusLines(s: StatusView): string[] {
   const sets = s.dispatcher.sets.map((x) => `set ${x.setid}: ${x.active} of ${x.destinations} active`);
   const lines = [
     `sipctl ${s.version}, pid ${s.pid}, up ${durationText(s.uptimeS)} (since ${timeText(s.startedAt)})`,
-    `mode:          ${s.mode === 'forward' ? 'forward (one next hop)' : 'dispatcher'}, ${s.relay === "transaction" ? "transaction-stateful" : "stateless"}`,
+    `mode:          ${s.mode === 'forward' ? 'forward (one next hop)' : 'dispatcher'}, ${s.relay === 'transaction' ? 'transaction-stateful' : 'stateless'}`,
     `listeners:     ${s.listeners.join(', ')}`,
     `metrics:       ${s.metrics ?? 'off'}; capture: ${s.capture === null ? 'off' : `HEP to ${s.capture.collector} (${n(s.capture.sent)} sent, ${n(s.capture.dropped)} dropped)`}`,
     `traffic:       ${s.rates.callsPerS.recent} calls/s, ${s.rates.messagesPerS.recent} messages/s over the last ${s.rates.windowS} s; ` +

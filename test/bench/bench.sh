@@ -14,6 +14,14 @@
 #   BENCH_ROUNDS      rounds (default 3)
 #   BENCH_RATES       offered calls/s, space separated (default "1000 2000")
 #   BENCH_SECONDS     seconds of load per run (default 8); calls = rate * seconds
+#   BENCH_MODE        stateless (default) or transaction: sipctl with `mode: transaction`
+#                     and failover on, Kamailio with reference-kamailio.sh --tm (t_relay,
+#                     failure_route, ds_next_dst)
+#   BENCH_FR_TIMER_MS fr_timer for both proxies in transaction mode (default 30000)
+#   BENCH_UAS_B       the second PBX (port 5071) runs this scenario instead of uas.xml, for both
+#                     proxies: a file name in the harness folder (uas_503.xml, uas_silent.xml)
+#                     or none (no PBX there)
+#   BENCH_OUT         the summary file under test/bench/results/ (default latest.md)
 # Exit 0 when every run was attempted (failed calls are reported, not fatal); non-zero only
 # when the harness could not run (missing harness, install or build failure, busy ports,
 # or a proxy that produced no figures at all).
@@ -24,6 +32,10 @@ bench_dir=${SIPCTL_BENCH_DIR:-$repo/../shared/bench}
 rounds=${BENCH_ROUNDS:-3}
 rates=${BENCH_RATES:-1000 2000}
 seconds=${BENCH_SECONDS:-8}
+mode=${BENCH_MODE:-stateless}
+fr_timer=${BENCH_FR_TIMER_MS:-30000}
+uas_b=${BENCH_UAS_B:-}
+out_md=${BENCH_OUT:-latest.md}
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -36,6 +48,19 @@ for r in $rates; do
   [[ "$r" =~ ^[1-9][0-9]*$ ]] || die "BENCH_RATES must be whole calls/s values like \"1000 2000\", not '$rates'"
 done
 [ -n "${rates// /}" ] || die "BENCH_RATES is empty"
+[[ "$mode" =~ ^(stateless|transaction)$ ]] || die "BENCH_MODE must be stateless or transaction, not '$mode'"
+[[ "$fr_timer" =~ ^[1-9][0-9]*$ ]] || die "BENCH_FR_TIMER_MS must be a positive whole number of ms, not '$fr_timer'"
+[[ "$out_md" =~ ^[A-Za-z0-9._-]+\.md$ ]] || die "BENCH_OUT must be a file name ending .md, not '$out_md'"
+uas_args=()
+if [ -n "$uas_b" ]; then
+  if [ "$uas_b" = none ]; then uas_args=(--uas-for 5071 none)
+  else
+    [ -r "$bench_dir/$uas_b" ] || die "BENCH_UAS_B: no scenario $bench_dir/$uas_b"
+    uas_args=(--uas-for 5071 "$bench_dir/$uas_b")
+  fi
+fi
+kam_args=()
+[ "$mode" = transaction ] && kam_args=(--tm --fr-timer "$fr_timer")
 
 # --- what the harness needs -----------------------------------------------------------------
 as_root() {
@@ -128,7 +153,8 @@ done
   echo "nproc: $(nproc)"
   echo "load average at start: $load_start; CPU busy in the second before: $busy_start%"
   echo "rounds: $rounds; rates: $rates calls/s; $seconds s per run; UDP on 127.0.0.1; order per round and rate: sipctl, kamailio"
-  echo "harness: loadtest.sh / reference-kamailio.sh (children=1, stateless forward)"
+  echo "harness: loadtest.sh / reference-kamailio.sh (children=1, $mode forward${kam_args[*]:+: kamailio ${kam_args[*]}})"
+  echo "mode: $mode; second PBX (5071): ${uas_b:-uas.xml}"
   echo
 } > "$partial"
 echo "bench: results in $results; $(nproc) CPUs, $busy_start% busy, load average $load_start"
@@ -153,11 +179,13 @@ run_one() {
       "${sipctl[@]}" dispatcher add 1 sip:127.0.0.1:5070 --db "$db" >/dev/null &&
       "${sipctl[@]}" dispatcher add 1 sip:127.0.0.1:5071 --db "$db" >/dev/null ||
       die "could not prepare the sipctl database in $dir"
-    out=$(bash "$bench_dir/loadtest.sh" --rate "$rate" --calls "$calls" --uacs "$uacs" -- \
-      "${sipctl[@]}" serve --db "$db" --control "$dir/sock" --listen udp:127.0.0.1:5060 2>&1) || true
+    # Transaction mode as Kamailio's WITH_TM: t_relay, fr_timer, failover on 408 and 5xx.
+    printf 'mode: %s\ntransaction:\n  frTimerMs: %s\n' "$mode" "$fr_timer" > "$dir/sipctl.yaml"
+    out=$(bash "$bench_dir/loadtest.sh" --rate "$rate" --calls "$calls" --uacs "$uacs" "${uas_args[@]}" -- \
+      "${sipctl[@]}" serve --config "$dir/sipctl.yaml" --db "$db" --control "$dir/sock" --listen udp:127.0.0.1:5060 2>&1) || true
     rm -rf "$dir"
   else
-    out=$(bash "$bench_dir/reference-kamailio.sh" --rate "$rate" --calls "$calls" --uacs "$uacs" 2>&1) || true
+    out=$(bash "$bench_dir/reference-kamailio.sh" "${kam_args[@]}" --rate "$rate" --calls "$calls" --uacs "$uacs" "${uas_args[@]}" 2>&1) || true
   fi
   line=$(grep -E '^offered_cps=' <<<"$out" | tail -1 || true)
   if [ -n "$line" ]; then
@@ -203,12 +231,13 @@ done
   echo
   echo "$started_at, commit $commit; Node $(node --version), Kamailio ${kam_version:-unknown}," \
     "$(nproc) CPUs, load average $load_start at start and $load_end at end."
-  echo "Rounds: $rounds; in each, at every rate, sipctl then Kamailio (1 worker, stateless forward) took" \
-    "$seconds s of SIPp calls (INVITE, 200, ACK, BYE) over UDP on 127.0.0.1, spread round-robin over two SIPp PBXs."
+  echo "Rounds: $rounds; in each, at every rate, sipctl then Kamailio (1 worker) took" \
+    "$seconds s of SIPp calls (INVITE, 200, ACK, BYE) over UDP on 127.0.0.1, spread round-robin over two SIPp PBXs." \
+    "Mode: $mode${kam_args[*]:+ (Kamailio ${kam_args[*]})}; the second PBX ran ${uas_b:-uas.xml}."
   echo "Raw figures: \`$results\`."
   echo
   cat "$md"
-} > test/bench/results/latest.md
+} > "test/bench/results/$out_md"
 echo
-echo "bench: wrote $results and test/bench/results/latest.md"
+echo "bench: wrote $results and test/bench/results/$out_md"
 
