@@ -257,7 +257,7 @@ export function createRegistry(obs: Observability, opts: RegistryOptions = {}): 
     transactionsRegistered = true;
     gauge(registry, 'sipctl_transactions', 'SIP transactions in use (server and client)', [], (emit) => emit(undefined, obs.transactions()?.inUse ?? 0));
     counter(registry, 'sipctl_transactions_created_total', 'SIP transactions created', [], (emit) => emit(undefined, obs.transactions()?.created ?? 0));
-    counter(registry, 'sipctl_transactions_timed_out_total', 'SIP transactions ended by a timer', [], (emit) =>
+    counter(registry, 'sipctl_transactions_timed_out_total', 'SIP transaction branches ended by a timer (fr_timer, Timer B or F)', [], (emit) =>
       emit(undefined, obs.transactions()?.timedOut ?? 0),
     );
   });

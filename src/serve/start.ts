@@ -316,7 +316,7 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
     observability.setTransactionSource(() => ({
       inUse: core.stateful.live,
       created: txLayer.stats.serverCreated + txLayer.stats.clientCreated,
-      timedOut: txLayer.stats.timeouts,
+      timedOut: txLayer.stats.timeouts + txLayer.stats.frTimeouts,
     }));
 
     // ---- the control socket

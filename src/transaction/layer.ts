@@ -46,6 +46,8 @@ export interface TransactionStats {
   absorbed: number;
   /** Client transactions that timed out (Timer B or F). */
   timeouts: number;
+  /** Proxy branches ended by fr_timer / fr_inv_timer (§16.8), usually long before Timer B. */
+  frTimeouts: number;
   /** Callbacks that threw inside a timer (reported through onError). */
   errors: number;
 }
@@ -63,6 +65,7 @@ export class TransactionLayer {
     retransmissions: 0,
     absorbed: 0,
     timeouts: 0,
+    frTimeouts: 0,
     errors: 0,
   };
   private readonly onError: ((err: unknown, where: string) => void) | undefined;

@@ -412,6 +412,7 @@ export class ProxyTransaction implements ServerTransactionUser {
   /** @internal fr_timer or fr_inv_timer fired (§16.8, Timer C). */
   branchFrTimer(b: ProxyBranch): void {
     if (b.status !== 0 || this._terminated) return;
+    this.layer.stats.frTimeouts++;
     b.status = 408;
     b.local = true;
     b.timedOut = true;

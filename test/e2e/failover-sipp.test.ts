@@ -86,6 +86,9 @@ describe.skipIf(!RUN_SIPP)('failover with SIPp PBXs', () => {
     expect(b.timeouts).toBe(b.requestsSent);
     expect(b.failovers).toBe(b.requestsSent);
     expect(proxy!.stderr()).toMatch(/destination state changed .* from=active to=inactive reason="3 transaction timeouts in a row"/);
+    // The same timeouts, as status (and /metrics) count them: fr_timer ended each branch.
+    const status = (await controlRequest(proxy!.control, 'status', {})) as { transactions: { timedOut: number } };
+    expect(status.transactions.timedOut).toBe(b.timeouts);
     // Out of rotation: the next calls go to A alone, at once.
     const second = await runUac({ proxyPort: proxy!.ports.udp!, calls: 20, rate: 10 });
     expect(second.failed, second.errors).toBe(0);
