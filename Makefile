@@ -7,7 +7,7 @@ ARGS ?=
 # Extra arguments for vitest (CI adds its JSON reporter here).
 VITEST_ARGS ?=
 
-.PHONY: run test build install migrate bench bench-tm bench-failover bench-obs bench-micro bench-acl bench-log build-bench clean fuzz
+.PHONY: run test build install migrate bench bench-tm bench-failover bench-tx bench-obs bench-micro bench-acl bench-log build-bench clean fuzz
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -48,6 +48,10 @@ bench-acl: build-bench
 # Parser, address table and selection micro-benchmarks.
 bench-micro: build-bench
 	node --expose-gc dist-bench/test/bench/micro.js
+
+# Whole calls through the core, stateless and transaction mode: CPU per message, memory per call.
+bench-tx: build-bench
+	node --expose-gc dist-bench/test/bench/transaction-calls.js
 
 # CPU per log line: sipctl's logger (text, JSON) against pino.
 bench-log: build-bench

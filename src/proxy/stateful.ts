@@ -34,6 +34,7 @@ import {
   type ProxyBranch,
   type ProxyTransactionHost,
 } from '../transaction/index.js';
+import { ownBuffer } from '../transaction/own-buffer.js';
 import type { Inbound, Listener, Target, Transport } from '../transport/types.js';
 import { reasonPhrase } from '../sip/status.js';
 import type { RequestCtx } from './context.js';
@@ -67,9 +68,13 @@ export interface StatefulCore {
 
 /** What the core keeps with each proxy transaction (ProxyTransaction.owner). */
 interface Relayed {
-  readonly inbound: Inbound;
-  /** The request after the route's edits and Max-Forwards, before our per-destination edits. */
-  readonly base: Buffer;
+  /** Where the request came in; undefined once the final response has gone (no more branches). */
+  inbound: Inbound | undefined;
+  /**
+   * The request after the route's edits and Max-Forwards, before our per-destination edits,
+   * to build failover branches from; released with `inbound` when the final response has gone.
+   */
+  base: Buffer | undefined;
   readonly edits: { recordRoute: boolean; path: boolean };
   /** The first branch's id; branch k of a failover is `${branch}-${k}`. */
   readonly branch: string;
@@ -97,6 +102,12 @@ export class StatefulRelay {
     this.host = {
       onResponse: (ptx, branch, response) => this.onBranchResponse(ptx, branch, response),
       onFailure: (ptx, best, ended) => this.onFailure(ptx, best, ended),
+      // The search is over: a transaction lives on for up to 32 s after it (RFC 6026
+      // Accepted, Timers J and K), and needs nothing to build branches from any more.
+      onFinalSent: (ptx) => {
+        const relayed = ptx.owner as Relayed | undefined;
+        if (relayed !== undefined) relayed.base = relayed.inbound = undefined;
+      },
     };
   }
 
@@ -156,7 +167,7 @@ export class StatefulRelay {
     if (ptx === 'full') return false;
     const relayed: Relayed = {
       inbound: ctx.inbound,
-      base,
+      base: ownBuffer(base),
       edits: { recordRoute: ctx.recordRouteWanted, path: ctx.pathWanted },
       branch,
       replyHook: ctx.replyHook,
@@ -258,6 +269,7 @@ export class StatefulRelay {
   /** A further branch for the transaction, to `target` (failover). */
   private addBranch(ptx: ProxyTransaction, relayed: Relayed, ended: ProxyBranch, target: Target, pick: DispatchPick | undefined): void {
     const k = ptx.branches.length;
+    if (relayed.base === undefined || relayed.inbound === undefined) return; // the final response has gone
     const msg = parseMessage(relayed.base);
     const prepared = this.core.prepareBranch(msg, relayed.inbound, target, relayed.edits, `${relayed.branch}-${k}`);
     if (!('bytes' in prepared)) {

@@ -34,6 +34,7 @@ import type { Listener, Target } from '../transport/types.js';
 import { buildAck } from './build.js';
 import type { TransactionLayer } from './layer.js';
 import type { TimerOwner } from './timer-queue.js';
+import { ownBuffer } from './own-buffer.js';
 
 export type ClientState = 'calling' | 'trying' | 'proceeding' | 'completed' | 'accepted' | 'terminated';
 
@@ -109,7 +110,7 @@ export abstract class ClientTransaction implements TimerOwner {
     this.target = init.target;
     this.via = init.via;
     this.reliable = init.target.protocol === 'tcp';
-    this.bytes = init.bytes;
+    this.bytes = ownBuffer(init.bytes);
     this.parsed = init.request;
     this.user = init.user ?? QUIET_CLIENT_USER;
     this.state = state;
@@ -275,7 +276,8 @@ export class InviteClientTransaction extends ClientTransaction {
         // 300-699: ACK it ourselves (§17.1.1.3), hand it up, wait Timer D for retransmissions.
         this.stopTimers();
         this.state = 'completed';
-        this.ack = ackFor(this.request, response);
+        const ack = ackFor(this.request, response);
+        this.ack = ack === undefined ? undefined : ownBuffer(ack);
         this.release();
         if (this.ack !== undefined) this.transmit(this.ack);
         try {

@@ -67,6 +67,8 @@ export interface ProxyTransactionHost {
   onResponse?: ResponseHook;
   /** Default failure hook of every transaction (each may set its own). */
   onFailure?: FailureHook;
+  /** The final response has gone upstream: no branch will be added, what builds one can go. */
+  onFinalSent?(ptx: ProxyTransaction): void;
   /** The transaction and all its client transactions have ended; every timer is released. */
   onTerminated?(ptx: ProxyTransaction): void;
 }
@@ -312,6 +314,7 @@ export class ProxyTransaction implements ServerTransactionUser {
     this.finalStatus = status;
     const sent = this.server.respondLocally(status, reason, headers);
     this.endSearch();
+    this.finalSent();
     return sent;
   }
 
@@ -379,9 +382,11 @@ export class ProxyTransaction implements ServerTransactionUser {
       }
       this.runResponseHook(b, response);
       // §16.7 step 5: every 2xx goes upstream at once (retransmissions too: RFC 6026 Accepted).
-      if (this.finalStatus === 0) this.finalStatus = status;
+      const first = this.finalStatus === 0;
+      if (first) this.finalStatus = status;
       this.forwardUpstream(response);
       if (!retransmission) this.endSearch();
+      if (first) this.finalSent();
       return;
     }
     // A late final on a branch we gave up: the client transaction acknowledged it; nothing else.
@@ -483,6 +488,18 @@ export class ProxyTransaction implements ServerTransactionUser {
       this.forwardUpstream(best.response);
     }
     for (const b of this.branches) b.response = undefined;
+    this.finalSent();
+  }
+
+  /** Tell the host the search is over (what it kept to build branches can go). */
+  private finalSent(): void {
+    const host = this.host;
+    if (host?.onFinalSent === undefined) return;
+    try {
+      host.onFinalSent(this);
+    } catch (err) {
+      this.layer.report(err, 'onFinalSent');
+    }
   }
 
   /** §16.7 steps 3 and 9: our Via off, then out through the server transaction. */

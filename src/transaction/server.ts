@@ -33,6 +33,7 @@ import { buildLocalResponse, localResponseToTag, type RequestSource } from './bu
 import type { RequestKey } from './key.js';
 import type { TransactionLayer } from './layer.js';
 import type { TimerOwner } from './timer-queue.js';
+import { ownBuffer } from './own-buffer.js';
 
 export type ServerState = 'trying' | 'proceeding' | 'completed' | 'confirmed' | 'accepted' | 'terminated';
 
@@ -223,7 +224,7 @@ export class InviteServerTransaction extends ServerTransaction {
     this.lastStatus = status;
     this.transmit(bytes);
     if (status < 200) {
-      this.lastResponse = bytes;
+      this.lastResponse = ownBuffer(bytes);
       return true;
     }
     if (success) {
@@ -239,7 +240,7 @@ export class InviteServerTransaction extends ServerTransaction {
       this.timeoutTimer = this.layer.arm(this, WAIT, this.layer.timers.accepted);
       return true;
     }
-    this.lastResponse = bytes;
+    this.lastResponse = ownBuffer(bytes);
     this.finalToTag = toTag;
     this.state = 'completed';
     const t = this.layer.timers;
@@ -290,7 +291,7 @@ export class NonInviteServerTransaction extends ServerTransaction {
   respond(status: number, bytes: Buffer, _toTag?: string): boolean {
     if (this.state !== 'trying' && this.state !== 'proceeding') return false;
     this.lastStatus = status;
-    this.lastResponse = bytes;
+    this.lastResponse = ownBuffer(bytes);
     this.transmit(bytes);
     if (status < 200) {
       this.state = 'proceeding';
