@@ -33,7 +33,8 @@ import type { Dispatch } from '../proxy/services.js';
 import { createDefaultRoute } from '../route/default.js';
 import type { Route } from '../route/api.js';
 import { openStore } from '../store/index.js';
-import { createNode, NODE_STORE_OPTIONS } from '../cluster/index.js';
+// cluster/node.js, not the cluster index: the index re-exports the PostgreSQL link (and driver).
+import { createNode, NODE_STORE_OPTIONS } from '../cluster/node.js';
 import { warmUp } from './warm-up.js';
 import { createTransport, formatListenSpec, parseListenSpec } from '../transport/index.js';
 import type { Inbound, Target, Transport } from '../transport/types.js';
