@@ -16,9 +16,9 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import Table from 'cli-table3';
 
-type Proxy = 'sipctl' | 'kamailio';
-const PROXIES: readonly Proxy[] = ['sipctl', 'kamailio'];
-const LABEL: Record<Proxy, string> = { sipctl: 'sipctl', kamailio: 'Kamailio' };
+type Proxy = 'sipctl' | 'kamailio' | 'floor';
+const PROXIES: readonly Proxy[] = ['sipctl', 'kamailio', 'floor'];
+const LABEL: Record<Proxy, string> = { sipctl: 'sipctl', kamailio: 'Kamailio', floor: 'floor (bare Node relay)' };
 
 /** One run of loadtest.sh; `figures` is undefined when the run printed no figures line. */
 interface Run {
@@ -58,7 +58,7 @@ function parseRuns(text: string): Run[] {
     if (!line.startsWith('run ')) continue;
     const f = parseFields(line);
     const proxy = f.get('proxy');
-    if (proxy !== 'sipctl' && proxy !== 'kamailio') throw new Error(`unknown proxy in: ${line}`);
+    if (proxy !== 'sipctl' && proxy !== 'kamailio' && proxy !== 'floor') throw new Error(`unknown proxy in: ${line}`);
     const run: Run = { round: numberField(f, 'round'), rate: numberField(f, 'rate'), proxy };
     if (f.has('offered_cps')) {
       run.figures = {
@@ -125,18 +125,20 @@ interface Row {
   proxy: Proxy;
   s: Summary;
   ratio?: number;
+  /** CPU over the floor's, when the floor ran. */
+  overFloor?: number;
 }
 
-/** Per-round sipctl / Kamailio CPU ratios: both halves of a pair ran back to back. */
-function pairedRatios(runs: Run[], rate: number): number[] {
+/** Per-round CPU ratios of proxy a over proxy b: both ran back to back in each round. */
+function pairedRatios(runs: Run[], rate: number, a: Proxy = 'sipctl', b: Proxy = 'kamailio'): number[] {
   const ratios: number[] = [];
   const rounds = [...new Set(runs.filter((r) => r.rate === rate).map((r) => r.round))].sort((a, b) => a - b);
   for (const round of rounds) {
     const cpuOf = (proxy: Proxy): number | undefined =>
       runs.find((r) => r.rate === rate && r.round === round && r.proxy === proxy)?.figures?.cpuMsPer1k;
-    const a = cpuOf('sipctl');
-    const b = cpuOf('kamailio');
-    if (a !== undefined && b !== undefined && a >= 0 && b > 0) ratios.push(a / b);
+    const x = cpuOf(a);
+    const y = cpuOf(b);
+    if (x !== undefined && y !== undefined && x >= 0 && y > 0) ratios.push(x / y);
   }
   return ratios;
 }
@@ -147,6 +149,7 @@ const HEAD = [
   'runs',
   'CPU ms/1k calls (min–max)',
   'CPU ratio sipctl/Kam.',
+  'CPU / floor',
   'failed (all runs)',
   'PBX failed (all runs)',
   'INVITE rt ms',
@@ -162,6 +165,7 @@ function cells(row: Row): string[] {
     s.measured === s.runs ? String(s.runs) : `${s.measured} of ${s.runs}`,
     `${fixed(s.cpu, 1)}${range}`,
     row.proxy === 'sipctl' ? (row.ratio === undefined ? '–' : `${row.ratio.toFixed(2)}×`) : '',
+    row.overFloor === undefined ? '' : `${row.overFloor.toFixed(2)}×`,
     s.failed === undefined ? '–' : `${fixed(s.failed, 0)} (${s.failedSum}/${s.calls})`,
     s.pbxFailed === undefined ? '–' : `${fixed(s.pbxFailed, 0)} (${s.pbxFailedSum})`,
     fixed(s.rtMs, 2),
@@ -173,9 +177,11 @@ function buildRows(runs: Run[]): Row[] {
   const rows: Row[] = [];
   const rates = [...new Set(runs.map((r) => r.rate))].sort((a, b) => a - b);
   for (const rate of rates) {
-    const [sip, kam] = PROXIES.map((p) => summarise(runs.filter((r) => r.rate === rate && r.proxy === p)));
+    const [sip, kam, floor] = PROXIES.map((p) => summarise(runs.filter((r) => r.rate === rate && r.proxy === p)));
     const ratio = sip!.cpu !== undefined && kam!.cpu ? sip!.cpu / kam!.cpu : undefined;
-    rows.push({ rate, proxy: 'sipctl', s: sip!, ratio }, { rate, proxy: 'kamailio', s: kam! });
+    const over = (x: Summary): number | undefined => (x.cpu !== undefined && floor!.cpu ? x.cpu / floor!.cpu : undefined);
+    rows.push({ rate, proxy: 'sipctl', s: sip!, ratio, overFloor: over(sip!) }, { rate, proxy: 'kamailio', s: kam!, overFloor: over(kam!) });
+    if (floor!.runs > 0) rows.push({ rate, proxy: 'floor', s: floor!, overFloor: floor!.cpu ? 1 : undefined });
   }
   return rows;
 }
@@ -185,6 +191,9 @@ function notes(runs: Run[], rows: Row[]): string[] {
   for (const rate of [...new Set(rows.map((r) => r.rate))]) {
     const ratios = pairedRatios(runs, rate);
     if (ratios.length) lines.push(`${rate} calls/s, CPU ratio per round: ${ratios.map((r) => r.toFixed(2)).join(', ')}`);
+    const sf = pairedRatios(runs, rate, 'sipctl', 'floor');
+    const kf = pairedRatios(runs, rate, 'kamailio', 'floor');
+    if (sf.length) lines.push(`${rate} calls/s, per round: sipctl / floor ${sf.map((r) => r.toFixed(2)).join(', ')}; Kamailio / floor ${kf.map((r) => r.toFixed(2)).join(', ')}`);
   }
   return lines;
 }
@@ -208,7 +217,7 @@ function consoleTable(runs: Run[]): string {
   const t = new Table({
     head: HEAD,
     style: { head: [], border: [] },
-    colAligns: ['right', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+    colAligns: ['right', 'left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
   });
   for (const row of rows) t.push(cells(row));
   return `${t.toString()}\n${notes(runs, rows).join('\n')}\n`;

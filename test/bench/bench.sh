@@ -22,6 +22,9 @@
 #                     proxies: a file name in the harness folder (uas_503.xml, uas_silent.xml)
 #                     or none (no PBX there)
 #   BENCH_OUT         the summary file under test/bench/results/ (default latest.md)
+#   BENCH_FLOOR       1 (default in stateless mode) also runs the floor in every round: a bare
+#                     Node relay (test/bench/floor-relay.mjs) doing the least the job needs, so the
+#                     table gives sipctl / floor and Kamailio / floor beside sipctl / Kamailio
 # Exit 0 when every run was attempted (failed calls are reported, not fatal); non-zero only
 # when the harness could not run (missing harness, install or build failure, busy ports,
 # or a proxy that produced no figures at all).
@@ -36,6 +39,7 @@ mode=${BENCH_MODE:-stateless}
 fr_timer=${BENCH_FR_TIMER_MS:-30000}
 uas_b=${BENCH_UAS_B:-}
 out_md=${BENCH_OUT:-latest.md}
+if [ "$mode" = stateless ]; then floor=${BENCH_FLOOR:-1}; else floor=${BENCH_FLOOR:-0}; fi
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -152,7 +156,7 @@ done
   echo "sipp: ${sipp_version:-unknown}"
   echo "nproc: $(nproc)"
   echo "load average at start: $load_start; CPU busy in the second before: $busy_start%"
-  echo "rounds: $rounds; rates: $rates calls/s; $seconds s per run; UDP on 127.0.0.1; order per round and rate: sipctl, kamailio"
+  echo "rounds: $rounds; rates: $rates calls/s; $seconds s per run; UDP on 127.0.0.1; order per round and rate: sipctl, kamailio$([ "$floor" = 1 ] && echo ', floor')"
   echo "harness: loadtest.sh / reference-kamailio.sh (children=1, $mode forward${kam_args[*]:+: kamailio ${kam_args[*]}})"
   echo "mode: $mode; second PBX (5071): ${uas_b:-uas.xml}"
   echo
@@ -184,6 +188,9 @@ run_one() {
     out=$(bash "$bench_dir/loadtest.sh" --rate "$rate" --calls "$calls" --uacs "$uacs" "${uas_args[@]}" -- \
       "${sipctl[@]}" serve --config "$dir/sipctl.yaml" --db "$db" --control "$dir/sock" --listen udp:127.0.0.1:5060 2>&1) || true
     rm -rf "$dir"
+  elif [ "$proxy" = floor ]; then
+    out=$(bash "$bench_dir/loadtest.sh" --rate "$rate" --calls "$calls" --uacs "$uacs" "${uas_args[@]}" -- \
+      node "$repo/test/bench/floor-relay.mjs" 127.0.0.1:5060 127.0.0.1:5070 127.0.0.1:5071 2>&1) || true
   else
     out=$(bash "$bench_dir/reference-kamailio.sh" "${kam_args[@]}" --rate "$rate" --calls "$calls" --uacs "$uacs" "${uas_args[@]}" 2>&1) || true
   fi
@@ -205,6 +212,7 @@ for round in $(seq 1 "$rounds"); do
     echo "round $round/$rounds, $rate calls/s for $seconds s"
     run_one "$round" "$rate" sipctl
     run_one "$round" "$rate" kamailio
+    if [ "$floor" = 1 ]; then run_one "$round" "$rate" floor; fi
   done
 done
 
