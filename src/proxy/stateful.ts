@@ -34,7 +34,6 @@ import {
   type ProxyBranch,
   type ProxyTransactionHost,
 } from '../transaction/index.js';
-import { ownBuffer } from '../transaction/own-buffer.js';
 import type { Inbound, Listener, Target, Transport } from '../transport/types.js';
 import { reasonPhrase } from '../sip/status.js';
 import type { RequestCtx } from './context.js';
@@ -167,7 +166,7 @@ export class StatefulRelay {
     if (ptx === 'full') return false;
     const relayed: Relayed = {
       inbound: ctx.inbound,
-      base: ownBuffer(base),
+      base,
       edits: { recordRoute: ctx.recordRouteWanted, path: ctx.pathWanted },
       branch,
       replyHook: ctx.replyHook,

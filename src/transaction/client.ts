@@ -102,6 +102,7 @@ export abstract class ClientTransaction implements TimerOwner {
   protected interval = 0;
   /** abandon() was called: retransmissions are over. */
   protected abandoned = false;
+  private kept = false;
 
   protected constructor(layer: TransactionLayer, init: ClientTransactionInit, state: ClientState) {
     this.layer = layer;
@@ -110,7 +111,7 @@ export abstract class ClientTransaction implements TimerOwner {
     this.target = init.target;
     this.via = init.via;
     this.reliable = init.target.protocol === 'tcp';
-    this.bytes = ownBuffer(init.bytes);
+    this.bytes = init.bytes; // usually answered within milliseconds: copied only when it is not (retained())
     this.parsed = init.request;
     this.user = init.user ?? QUIET_CLIENT_USER;
     this.state = state;
@@ -202,6 +203,18 @@ export abstract class ClientTransaction implements TimerOwner {
 
   protected transmit(bytes: Buffer): void {
     this.layer.send(this.target, bytes, this.via);
+  }
+
+  /**
+   * The request for a retransmission (Timer A / E): not answered within T1, it may be kept
+   * for up to 32 s, so from now on in a buffer of its own (see own-buffer.ts).
+   */
+  protected retained(bytes: Buffer): Buffer {
+    if (!this.kept) {
+      this.kept = true;
+      this.bytes = ownBuffer(bytes);
+    }
+    return this.bytes!;
   }
 
   /** Nothing more will be sent from the request or built from it. */
@@ -307,7 +320,7 @@ export class InviteClientTransaction extends ClientTransaction {
     // Timer A: resend, doubling (no T2 cap for INVITE, §17.1.1.2).
     if (this.state !== 'calling' || this.bytes === undefined) return;
     this.layer.stats.retransmissions++;
-    this.transmit(this.bytes);
+    this.transmit(this.retained(this.bytes));
     this.interval *= 2;
     this.retransmitTimer = this.layer.arm(this, RETRANSMIT, this.interval);
   }
@@ -350,12 +363,12 @@ export class NonInviteClientTransaction extends ClientTransaction {
     if (this.state === 'trying') {
       // Timer E in Trying: resend, doubling up to T2.
       this.layer.stats.retransmissions++;
-      this.transmit(this.bytes);
+      this.transmit(this.retained(this.bytes));
       this.interval = Math.min(2 * this.interval, this.layer.timers.t2);
     } else if (this.state === 'proceeding') {
       // Timer E in Proceeding: resend every T2.
       this.layer.stats.retransmissions++;
-      this.transmit(this.bytes);
+      this.transmit(this.retained(this.bytes));
       this.interval = this.layer.timers.t2;
     } else {
       return;

@@ -6,8 +6,12 @@
  * every slab holds some kept slice, and a transaction costs its neighbours' garbage too
  * (measured: 16 KB of buffers per call in transaction mode, 0.6 KB with this).
  *
- * So a transaction keeps a copy of exactly its own size. A Buffer that already owns its
- * memory (a datagram as received, a large message) is kept as it is.
+ * So what a transaction keeps for long gets a copy of exactly its own size: a final response
+ * kept for Timer G / J, the ACK for a non-2xx, a request still unanswered when its first
+ * retransmission is due. What is kept only until an answer that normally comes within
+ * milliseconds (the request sent, a provisional) stays where it is: copying each of those
+ * cost more CPU (a backing store per Buffer) than the pinning it would save. A Buffer that
+ * already owns its memory (a datagram as received, a large message) is kept as it is.
  */
 export function ownBuffer(bytes: Buffer): Buffer {
   if (bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.byteLength) return bytes;

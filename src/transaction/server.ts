@@ -224,7 +224,7 @@ export class InviteServerTransaction extends ServerTransaction {
     this.lastStatus = status;
     this.transmit(bytes);
     if (status < 200) {
-      this.lastResponse = ownBuffer(bytes);
+      this.lastResponse = bytes; // until the final: usually milliseconds (see own-buffer.ts)
       return true;
     }
     if (success) {
@@ -291,7 +291,8 @@ export class NonInviteServerTransaction extends ServerTransaction {
   respond(status: number, bytes: Buffer, _toTag?: string): boolean {
     if (this.state !== 'trying' && this.state !== 'proceeding') return false;
     this.lastStatus = status;
-    this.lastResponse = ownBuffer(bytes);
+    // A final is kept for Timer J (32 s over UDP); a provisional only until the final.
+    this.lastResponse = status < 200 ? bytes : ownBuffer(bytes);
     this.transmit(bytes);
     if (status < 200) {
       this.state = 'proceeding';
