@@ -7,7 +7,7 @@ ARGS ?=
 # Extra arguments for vitest (CI adds its JSON reporter here).
 VITEST_ARGS ?=
 
-.PHONY: run test build install migrate bench bench-tm bench-failover bench-tx bench-obs bench-micro bench-acl bench-log build-bench clean fuzz
+.PHONY: run test build install migrate bench bench-tm bench-failover bench-tx bench-tcp bench-obs bench-micro bench-acl bench-log build-bench clean fuzz
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -64,6 +64,10 @@ bench: build-bench
 # The same in transaction mode, against Kamailio's tm (reference-kamailio.sh --tm).
 bench-tm: build-bench
 	BENCH_MODE=transaction BENCH_OUT=latest-tm.md bash test/bench/bench.sh
+
+# The same calls over TCP (one SIPp connection each way, PBXs over TCP) at 500 and 1,000 calls/s.
+bench-tcp: build-bench
+	BENCH_TRANSPORT=tcp BENCH_RATES="$${BENCH_RATES:-500 1000}" BENCH_OUT=latest-tcp.md bash test/bench/bench.sh
 
 # Failover under load: the second PBX answers every INVITE 503; both proxies fail over.
 bench-failover: build-bench

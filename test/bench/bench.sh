@@ -22,7 +22,10 @@
 #                     proxies: a file name in the harness folder (uas_503.xml, uas_silent.xml)
 #                     or none (no PBX there)
 #   BENCH_OUT         the summary file under test/bench/results/ (default latest.md)
-#   BENCH_FLOOR       1 (default in stateless mode) also runs the floor in every round: a bare
+#   BENCH_TRANSPORT   udp (default) or tcp: SIPp calls over TCP (one connection each way,
+#                     loadtest.sh --transport t1), the PBXs reached over TCP, Kamailio with a TCP
+#                     listener and tcp_children=1 (test/bench/kamailio-tcp.sh); stateless only
+#   BENCH_FLOOR       1 (default in stateless mode over UDP) also runs the floor in every round: a bare
 #                     Node relay (test/bench/floor-relay.mjs) doing the least the job needs, so the
 #                     table gives sipctl / floor and Kamailio / floor beside sipctl / Kamailio
 # Exit 0 when every run was attempted (failed calls are reported, not fatal); non-zero only
@@ -39,7 +42,18 @@ mode=${BENCH_MODE:-stateless}
 fr_timer=${BENCH_FR_TIMER_MS:-30000}
 uas_b=${BENCH_UAS_B:-}
 out_md=${BENCH_OUT:-latest.md}
-if [ "$mode" = stateless ]; then floor=${BENCH_FLOOR:-1}; else floor=${BENCH_FLOOR:-0}; fi
+transport=${BENCH_TRANSPORT:-udp}
+[[ "$transport" =~ ^(udp|tcp)$ ]] || die "BENCH_TRANSPORT must be udp or tcp, not '$transport'"
+[ "$transport" = udp ] || [ "$mode" = stateless ] || die "BENCH_TRANSPORT=tcp runs stateless only (the Kamailio side has no tm variant over TCP)"
+if [ "$mode" = stateless ] && [ "$transport" = udp ]; then floor=${BENCH_FLOOR:-1}; else floor=${BENCH_FLOOR:-0}; fi
+[ "$floor" = 0 ] || [ "$transport" = udp ] || die "the floor relay is UDP only"
+pbx_param=""; sipp_transport=(); listen_args=(--listen udp:127.0.0.1:5060)
+if [ "$transport" = tcp ]; then
+  # SIPp gives up at once when its TCP connection is refused: give both proxies 8 s to listen
+  # (sipctl takes 1-4 s from start to listening on this shared machine: modules, tables, warm-up).
+  pbx_param=";transport=tcp"; sipp_transport=(--transport t1 --settle 8)
+  listen_args=(--listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060)
+fi
 
 die() { echo "bench: $*" >&2; exit 1; }
 
@@ -114,6 +128,18 @@ wait_for_ports() {
   die "UDP ports ${ports[*]} still in use after 60 s (another SIPp run or a kamailio service?); stop it and retry"
 }
 
+# SIPp's callers connect from fixed ports (5101...): a connection of the previous run still in
+# TIME-WAIT on that port refuses the next run's connect, and SIPp gives up at once. Wait (at
+# most 70 s: Linux keeps TIME-WAIT 60 s) until none is left.
+wait_for_time_wait() {
+  local i
+  for i in $(seq 1 70); do
+    ss -Htan state time-wait 2>/dev/null | grep -qE '127\.0\.0\.1:51[0-9][0-9][[:space:]]' || return 0
+    sleep 1
+  done
+  echo "bench: TCP connections from the SIPp callers' ports still in TIME-WAIT after 70 s; going on" >&2
+}
+
 # --- results file ------------------------------------------------------------------------------
 mkdir -p test/bench/results
 stamp=$(date +%Y-%m-%d-%H%M)
@@ -156,9 +182,9 @@ done
   echo "sipp: ${sipp_version:-unknown}"
   echo "nproc: $(nproc)"
   echo "load average at start: $load_start; CPU busy in the second before: $busy_start%"
-  echo "rounds: $rounds; rates: $rates calls/s; $seconds s per run; UDP on 127.0.0.1; order per round and rate: sipctl, kamailio$([ "$floor" = 1 ] && echo ', floor')"
+  echo "rounds: $rounds; rates: $rates calls/s; $seconds s per run; ${transport^^} on 127.0.0.1; order per round and rate: sipctl, kamailio$([ "$floor" = 1 ] && echo ', floor')"
   echo "harness: loadtest.sh / reference-kamailio.sh (children=1, $mode forward${kam_args[*]:+: kamailio ${kam_args[*]}})"
-  echo "mode: $mode; second PBX (5071): ${uas_b:-uas.xml}"
+  echo "mode: $mode; transport: $transport; second PBX (5071): ${uas_b:-uas.xml}"
   echo
 } > "$partial"
 echo "bench: results in $results; $(nproc) CPUs, $busy_start% busy, load average $load_start"
@@ -172,6 +198,7 @@ run_one() {
   uacs=$(uacs_for "$rate")
   calls=$(( rate * seconds / uacs * uacs ))
   wait_for_ports
+  [ "$transport" = tcp ] && wait_for_time_wait
   load1=$(cut -d' ' -f1 /proc/loadavg)
   if [ "$proxy" = sipctl ]; then
     dir="$work/sipctl-$round-$rate"
@@ -180,17 +207,19 @@ run_one() {
     # The same tables as reference-kamailio.sh gives Kamailio: 127.0.0.1/32 in group 1, two
     # PBXs in set 1. The default route checks group 1 and round-robins over set 1.
     "${sipctl[@]}" address add 1 127.0.0.1 32 --db "$db" >/dev/null &&
-      "${sipctl[@]}" dispatcher add 1 sip:127.0.0.1:5070 --db "$db" >/dev/null &&
-      "${sipctl[@]}" dispatcher add 1 sip:127.0.0.1:5071 --db "$db" >/dev/null ||
+      "${sipctl[@]}" dispatcher add 1 "sip:127.0.0.1:5070$pbx_param" --db "$db" >/dev/null &&
+      "${sipctl[@]}" dispatcher add 1 "sip:127.0.0.1:5071$pbx_param" --db "$db" >/dev/null ||
       die "could not prepare the sipctl database in $dir"
     # Transaction mode as Kamailio's WITH_TM: t_relay, fr_timer, failover on 408 and 5xx.
     printf 'mode: %s\ntransaction:\n  frTimerMs: %s\n' "$mode" "$fr_timer" > "$dir/sipctl.yaml"
-    out=$(bash "$bench_dir/loadtest.sh" --rate "$rate" --calls "$calls" --uacs "$uacs" "${uas_args[@]}" -- \
-      "${sipctl[@]}" serve --config "$dir/sipctl.yaml" --db "$db" --control "$dir/sock" --listen udp:127.0.0.1:5060 2>&1) || true
+    out=$(bash "$bench_dir/loadtest.sh" "${sipp_transport[@]}" --rate "$rate" --calls "$calls" --uacs "$uacs" "${uas_args[@]}" -- \
+      "${sipctl[@]}" serve --config "$dir/sipctl.yaml" --db "$db" --control "$dir/sock" "${listen_args[@]}" 2>&1) || true
     rm -rf "$dir"
   elif [ "$proxy" = floor ]; then
     out=$(bash "$bench_dir/loadtest.sh" --rate "$rate" --calls "$calls" --uacs "$uacs" "${uas_args[@]}" -- \
       node "$repo/test/bench/floor-relay.mjs" 127.0.0.1:5060 127.0.0.1:5070 127.0.0.1:5071 2>&1) || true
+  elif [ "$transport" = tcp ]; then
+    out=$(bash "$repo/test/bench/kamailio-tcp.sh" "$bench_dir" --settle 8 --rate "$rate" --calls "$calls" --uacs "$uacs" "${uas_args[@]}" 2>&1) || true
   else
     out=$(bash "$bench_dir/reference-kamailio.sh" "${kam_args[@]}" --rate "$rate" --calls "$calls" --uacs "$uacs" "${uas_args[@]}" 2>&1) || true
   fi
@@ -240,7 +269,7 @@ done
   echo "$started_at, commit $commit; Node $(node --version), Kamailio ${kam_version:-unknown}," \
     "$(nproc) CPUs, load average $load_start at start and $load_end at end."
   echo "Rounds: $rounds; in each, at every rate, sipctl then Kamailio (1 worker) took" \
-    "$seconds s of SIPp calls (INVITE, 200, ACK, BYE) over UDP on 127.0.0.1, spread round-robin over two SIPp PBXs." \
+    "$seconds s of SIPp calls (INVITE, 200, ACK, BYE) over ${transport^^} on 127.0.0.1, spread round-robin over two SIPp PBXs." \
     "Mode: $mode${kam_args[*]:+ (Kamailio ${kam_args[*]})}; the second PBX ran ${uas_b:-uas.xml}."
   echo "Raw figures: \`$results\`."
   echo
