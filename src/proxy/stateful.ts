@@ -107,7 +107,55 @@ export class StatefulRelay {
         const relayed = ptx.owner as Relayed | undefined;
         if (relayed !== undefined) relayed.base = relayed.inbound = undefined;
       },
+      onTerminated: (ptx) => {
+        for (const b of ptx.branches) if (b.target.protocol === 'tcp') this.answeredOverTcp(b);
+      },
     };
+  }
+
+  // ------------------------------------------------------------------ TCP next hops that fail
+
+  /**
+   * TCP branches still waiting for their first response, by next hop. When the transport
+   * cannot reach that next hop (the connect is refused or times out, the connection's queue
+   * overflows), §17.1.4 says the transaction learns it at once: those branches end as 503
+   * (and fail over) instead of waiting for fr_timer. UDP has no such signal.
+   */
+  private readonly tcpAwaiting = new Map<string, Set<ProxyBranch>>();
+  /** TCP send failures reported so far (a failure during a branch's own start is its own). */
+  private tcpFailures = 0;
+
+  /** The transport could not reach tcp:address:port: every branch waiting on it has failed. */
+  nextHopFailed(address: string, port: number): void {
+    this.tcpFailures++;
+    const key = `${address}:${port}`;
+    const waiting = this.tcpAwaiting.get(key);
+    if (waiting === undefined) return;
+    this.tcpAwaiting.delete(key);
+    for (const b of waiting) if (!b.client.terminated) b.client.transportError();
+  }
+
+  /** Start a branch; over TCP, remember it until it is answered, or fail it if its send just failed. */
+  private startBranch(ptx: ProxyTransaction, spec: Parameters<ProxyTransaction['addBranch']>[0]): ReturnType<ProxyTransaction['addBranch']> {
+    const failures = this.tcpFailures;
+    const added = ptx.addBranch(spec);
+    if (typeof added === 'string' || spec.target.protocol !== 'tcp' || added.client.terminated) return added;
+    if (this.tcpFailures !== failures) {
+      added.client.transportError(); // refused synchronously (no listener, the outbound budget)
+      return added;
+    }
+    const key = `${spec.target.address}:${spec.target.port}`;
+    let waiting = this.tcpAwaiting.get(key);
+    if (waiting === undefined) this.tcpAwaiting.set(key, (waiting = new Set()));
+    waiting.add(added);
+    return added;
+  }
+
+  private answeredOverTcp(b: ProxyBranch): void {
+    const key = `${b.target.address}:${b.target.port}`;
+    const waiting = this.tcpAwaiting.get(key);
+    if (waiting === undefined || !waiting.delete(b)) return;
+    if (waiting.size === 0) this.tcpAwaiting.delete(key);
   }
 
   /** Transactions in the table now (server and client). */
@@ -178,7 +226,7 @@ export class StatefulRelay {
     // The request hook's AVPs become the transaction's.
     const vars = ctx.txIfAny;
     if (vars !== undefined) for (const [k, v] of vars) ptx.vars.set(k, v);
-    ptx.addBranch({ target, bytes, branch, via: out, data: pick?.handle });
+    this.startBranch(ptx, { target, bytes, branch, via: out, data: pick?.handle });
     this.core.countForwarded();
     return true;
   }
@@ -198,6 +246,7 @@ export class StatefulRelay {
   /** Kamailio's onreply_route and t_on_reply, for a response a branch received. */
   private onBranchResponse(ptx: ProxyTransaction, branch: ProxyBranch, response: SipMessage): boolean | void {
     const relayed = ptx.owner as Relayed | undefined;
+    if (branch.target.protocol === 'tcp') this.answeredOverTcp(branch);
     // The destination answered: any final response ends its run of timeouts (ds_mark_dst).
     if (response.status >= 200 && branch.data !== undefined) this.core.dispatch.markAnswered?.(branch.data);
     const global = this.core.route.reply;
@@ -277,7 +326,7 @@ export class StatefulRelay {
     }
     if (ended.data !== undefined) this.core.dispatch.countFailover?.(ended.data);
     if (pick?.handle !== undefined) relayed.tried.push(pick.handle);
-    const added = ptx.addBranch({ target, bytes: prepared.bytes, branch: `${relayed.branch}-${k}`, via: prepared.out, data: pick?.handle, request: msg });
+    const added = this.startBranch(ptx, { target, bytes: prepared.bytes, branch: `${relayed.branch}-${k}`, via: prepared.out, data: pick?.handle, request: msg });
     if (typeof added !== 'string') this.core.countForwarded();
   }
 }

@@ -237,6 +237,10 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
       onSent: capture?.sent,
       onError: (err, ctx) => {
         const peer = ctx.remoteAddress === undefined ? undefined : `${ctx.remoteAddress}:${ctx.remotePort}`;
+        // A TCP next hop we cannot reach: the transactions waiting on it fail over now (§17.1.4).
+        if (ctx.protocol === 'tcp' && (ctx.operation === 'connect' || ctx.operation === 'send') && ctx.remoteAddress !== undefined) {
+          core.stateful.nextHopFailed(ctx.remoteAddress, ctx.remotePort ?? 0);
+        }
         // Refusals at accept are what an operator looks for when a TCP peer cannot get in:
         // logged like a refused request (rate-limited, per kind), not hidden in debug.
         if (err.code === 'E_TRANSPORT_TCP_NOT_ADMITTED') {

@@ -52,7 +52,7 @@ describe.skipIf(!RUN_SIPP)('failover with SIPp PBXs', () => {
     const dump = (await controlRequest(proxy!.control, 'dispatcher.dump', {})) as {
       sets: { destinations: { uri: string; state: string; requestsSent: number; timeouts: number; failovers: number }[] }[];
     };
-    return dump.sets[0]!.destinations.find((d) => d.uri.endsWith(`:${port}`))!;
+    return dump.sets[0]!.destinations.find((d) => new RegExp(`:${port}(;|$)`).test(d.uri))!;
   }
 
   it('PBX B answers every INVITE with 503: transaction mode completes every call on A', async () => {
@@ -93,6 +93,30 @@ describe.skipIf(!RUN_SIPP)('failover with SIPp PBXs', () => {
     const second = await runUac({ proxyPort: proxy!.ports.udp!, calls: 20, rate: 10 });
     expect(second.failed, second.errors).toBe(0);
     expect((await destination(badPort)).requestsSent).toBe(b.requestsSent);
+  });
+
+  it('PBX B over TCP refuses connections: its branches fail at once (§17.1.4) and every call completes on A, long before fr_timer', async () => {
+    const goodPort = await freePort();
+    const badPort = await freePort(); // nothing listens there
+    pbxs.push(await startUas(goodPort, 'u1'));
+    const file = join(dir, 'tcp-refused.yaml');
+    writeFileSync(file, 'mode: transaction\n'); // fr_timer stays at its 30 s default
+    proxy = await startProxyProcess({
+      args: ['--listen', 'udp:127.0.0.1:0', '--listen', 'tcp:127.0.0.1:0', '--config', file],
+      setup: [
+        ['address', 'add', '1', '127.0.0.1', '32'],
+        ['dispatcher', 'add', '1', `sip:127.0.0.1:${goodPort}`],
+        ['dispatcher', 'add', '1', `sip:127.0.0.1:${badPort};transport=tcp`],
+      ],
+    });
+    // SIPp gives each call 15 s: a call that waited for fr_timer (30 s) would fail.
+    const r = await runUac({ proxyPort: proxy.ports.udp!, calls: 20, rate: 10, timeoutS: 15 });
+    expect(r.failed, r.errors).toBe(0);
+    expect(r.successful).toBe(20);
+    const b = await destination(badPort);
+    expect(b.requestsSent).toBeGreaterThanOrEqual(5);
+    expect(b.failovers).toBe(b.requestsSent);
+    expect(b.timeouts).toBe(0);
   });
 
   it('PBX B rings and then fails: the call completes on A', async () => {
