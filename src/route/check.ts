@@ -19,8 +19,12 @@ import { parseMessage } from '../sip/parse.js';
 import type { Inbound, Listener, Target, Transport, TransportStats } from '../transport/types.js';
 import { loadRoute } from './load.js';
 
-/** The package root (dist/src/route/check.js → ../../..). */
-const PACKAGE_ROOT = resolvePath(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** The package root: the nearest directory above this file with sipctl's package.json (dist/src/route or src/route). */
+const PACKAGE_ROOT = ((): string => {
+  let d = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(d, 'package.json')) && dirname(d) !== d) d = dirname(d);
+  return d;
+})();
 
 export interface CheckProblem {
   /** file:line:col, when known. */
@@ -38,7 +42,8 @@ export interface CheckReport {
 
 // ---- the type check --------------------------------------------------------------------------
 
-export async function typeCheck(file: string): Promise<CheckProblem[]> {
+export async function typeCheck(file: string | readonly string[]): Promise<CheckProblem[]> {
+  const files = typeof file === 'string' ? [file] : file;
   const require = createRequire(import.meta.url);
   const ts = require('typescript') as typeof import('typescript');
   const types = join(PACKAGE_ROOT, 'dist', 'src', 'route', 'index.d.ts');
@@ -56,7 +61,7 @@ export async function typeCheck(file: string): Promise<CheckProblem[]> {
     paths: { sipctl: [types] },
     ...(existsSync(join(typeRoots, 'node')) ? { typeRoots: [typeRoots], types: ['node'] } : { types: [] }),
   };
-  const program = ts.createProgram([resolvePath(file)], options);
+  const program = ts.createProgram(files.map((f) => resolvePath(f)), options);
   const diagnostics = ts.getPreEmitDiagnostics(program);
   return diagnostics.map((d) => {
     const message = ts.flattenDiagnosticMessageText(d.messageText, '\n');
