@@ -106,5 +106,6 @@ export function registerRoute(program: Command): void {
     .description('make the running proxy load its routing script again; a script that fails keeps the old one')
     .option('--json', 'print {file, version, ms}')
     .option('--control <path>', CONTROL_HELP)
+    .option('--db <path>', 'accepted like on every reload command; the proxy reloads the file it was started with')
     .action(reloadCommand);
 }
