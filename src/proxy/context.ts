@@ -58,6 +58,11 @@ export class RequestCtx implements RequestContext {
     this.stateful = core.config.mode === 'transaction';
   }
 
+  get receivedOn(): Source {
+    const l = this.inbound.listener;
+    return { address: l.address, port: l.port, protocol: l.protocol };
+  }
+
   get tx(): Map<string, unknown> {
     return (this._tx ??= new Map());
   }

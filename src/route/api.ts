@@ -59,7 +59,10 @@ export type RequestDecision =
 
 export interface RequestContext {
   readonly msg: SipMessage;
+  /** Where the request came from (Kamailio's $si, $sp, $pr). */
   readonly source: Source;
+  /** The local socket it arrived on (Kamailio's $Ri, $Rp). */
+  readonly receivedOn: Source;
   /** The request carries a To tag: it belongs to a dialog (RFC 3261 §12.2). */
   readonly inDialog: boolean;
 
