@@ -378,6 +378,8 @@ export class ProxyCore implements StatefulCore {
       this.replyTo(ctx, 500, 'Server Internal Error');
       return;
     }
+    // The transaction exists already: whatever the route set meanwhile, the request goes on it.
+    ctx.stateful = true;
     this.execute(ctx, decision);
   }
 
@@ -496,7 +498,13 @@ export class ProxyCore implements StatefulCore {
   private forward(ctx: RequestCtx, target: Target | undefined, pick?: DispatchPick): void {
     const msg = ctx.msg;
     // Step 3: Max-Forwards. A route that forgot maxForwardsOk() still never forwards a 0.
-    const mf = msg.maxForwards;
+    let mf = msg.maxForwards;
+    if (msg.edited && mf !== undefined) {
+      // A route may lower Max-Forwards, never raise it: the loop protection (§16.3 item 3)
+      // counts from what the sender wrote (70 when it wrote none, §16.6 step 3).
+      const received = msg.received.maxForwards ?? 70;
+      if (mf > received) mf = received;
+    }
     if (mf === 0) {
       this.replyTo(ctx, 483, 'Too Many Hops');
       return;
