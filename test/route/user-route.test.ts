@@ -302,3 +302,79 @@ describe('sipctl route init / check, and loading errors', () => {
     expect(b.stderr).toContain('config route.slowMs');
   });
 });
+
+const EDITS_ROUTE = `import { defineRoute } from 'sipctl';
+export default defineRoute({
+  request(ctx) {
+    if (ctx.msg.uri.user === 'slow') {
+      // An async decision that takes a while: a CANCEL arrives meanwhile.
+      ctx.stateful = true;
+      return new Promise((resolve) => setTimeout(() => resolve(ctx.dispatch(1, 'round-robin')), 600));
+    }
+    ctx.setFromUser('first');
+    ctx.setFromUser('second'); // last write wins
+    ctx.setFromDisplay('Front Desk');
+    ctx.setRequestUser('4711');
+    ctx.insertHeader('X-Top', 'on top');
+    ctx.removeHeader('X-Secret');
+    ctx.setHeader('X-Set', 'route');
+    ctx.appendHeader('X-Seen-From', ctx.msg.from.uri.user ?? '');
+    return ctx.dispatch(1, 'round-robin');
+  },
+  reply(ctx) {
+    if (ctx.msg.status === 183) return ctx.drop('no early media here');
+    ctx.removeHeader('X-Internal');
+    ctx.setHeader('Server', 'front');
+    ctx.appendHeader('X-Reply', 'seen');
+  },
+});
+`;
+
+describe('edits through the edit list, reply-hook edits and drop, CANCEL during an async decision', () => {
+  let lab: Lab;
+  beforeAll(async () => {
+    lab = await startLab({ args: ['--route', file('edits.ts', EDITS_ROUTE)] });
+  });
+  afterAll(async () => lab?.close());
+
+  it('From, Request-URI and header edits: last write wins, and what the route read back is what went out', async () => {
+    const { text, callId } = lab.request({ extra: ['X-Secret: 42', 'X-Set: caller'] });
+    lab.caller.send(text, lab.port);
+    const got = await lab.atPbx(byCallId(callId));
+    expect(got.msg.from.uri.user).toBe('second');
+    expect(got.msg.from.displayName).toBe('Front Desk');
+    expect(got.msg.from.tag).toBeDefined();
+    expect(got.msg.header('x-seen-from')).toBe('second');
+    expect(got.msg.uri.user).toBe('4711');
+    expect(got.msg.header('x-secret')).toBeUndefined();
+    expect(got.msg.headerFields('x-set')).toEqual(['route']);
+    expect(got.msg.headerNames.indexOf('x-top')).toBeLessThan(got.msg.headerNames.indexOf('via'));
+
+    // The reply hook: a 183 dropped; the 200 with a header removed, one changed, one added.
+    got.pbx.send(responseTo(got.msg, 183, 'Session Progress'), lab.port);
+    got.pbx.send(responseTo(got.msg, 200, 'OK', ['X-Internal: pbx7', 'Server: pbx-9000']), lab.port);
+    const first = await lab.caller.next(byCallId(callId));
+    expect(first.msg.status).toBe(200);
+    expect(first.msg.header('x-internal')).toBeUndefined();
+    expect(first.msg.headerFields('server')).toEqual(['front']);
+    expect(first.msg.header('x-reply')).toBe('seen');
+  });
+
+  it('a CANCEL while an async route decides: 200 for the CANCEL at once, 487 for the INVITE, nothing at the PBXs', async () => {
+    const branch = `z9hG4bK${Date.now()}c`;
+    const inv = lab.request({ uri: `sip:slow@127.0.0.1:${lab.port}`, branch });
+    lab.caller.send(inv.text, lab.port);
+    expect((await lab.caller.next(byCallId(inv.callId))).msg.status).toBe(100);
+    const cancel = inv.text
+      .replace(/^INVITE /, 'CANCEL ')
+      .replace('CSeq: 1 INVITE', 'CSeq: 1 CANCEL')
+      .replace(/^Contact: .*\r\n/m, '');
+    lab.caller.send(cancel, lab.port);
+    const c200 = await lab.caller.next((r) => byCallId(inv.callId)(r) && r.msg.cseq.method === 'CANCEL');
+    expect(c200.msg.status).toBe(200);
+    const final = await lab.caller.next((r) => finalFor(inv.callId)(r) && r.msg.cseq.method === 'INVITE', 3000);
+    expect(final.msg.status).toBe(487);
+    expect(await lab.pbx1.nothing(byCallId(inv.callId), 200)).toBe(true);
+    expect(await lab.pbx2.nothing(byCallId(inv.callId), 50)).toBe(true);
+  });
+});
