@@ -43,6 +43,8 @@ export class RequestCtx implements RequestContext {
   readonly #core: ProxyCore;
   /** A pending async decision's transaction (set by the core; see ProxyCore.awaitDecision). */
   pendingTx: unknown = undefined;
+  /** The route that decided (set by the core): a transaction keeps its hooks across a route reload. */
+  decidedBy: unknown = undefined;
 
   constructor(
     core: ProxyCore,

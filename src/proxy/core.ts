@@ -239,6 +239,7 @@ export class ProxyCore implements StatefulCore {
     }
     const ctx = new RequestCtx(this, msg, inbound, admitted, digest);
     const route = this.route;
+    ctx.decidedBy = route;
     let result: RequestResult;
     msg.guard(CORE_HEADERS);
     const t0 = performance.now();
@@ -579,7 +580,8 @@ export class ProxyCore implements StatefulCore {
     if (base !== undefined) {
       const received = msg.received;
       const upstream = localReplyTarget(received.topVia!, ctx.inbound, ctx.admitted);
-      if (!this.stateful.relay(ctx, upstream, base, target, bytes, branch, out, pick, this.route)) {
+      // The route that decided, not the one in use now (a reload while a name resolved or an async route waited).
+      if (!this.stateful.relay(ctx, upstream, base, target, bytes, branch, out, pick, (ctx.decidedBy as Route | undefined) ?? this.route)) {
         // The transaction table is full: come back later (§21.5.4).
         this.replyOrDrop(msg, ctx.inbound, 503, 'Service Unavailable', [`Retry-After: ${this.config.transaction.retryAfterS}`], ctx.admitted);
         return;
