@@ -7,7 +7,7 @@ ARGS ?=
 # Extra arguments for vitest (CI adds its JSON reporter here).
 VITEST_ARGS ?=
 
-.PHONY: run test build install migrate bench bench-tm bench-failover bench-tx bench-tcp bench-obs bench-micro bench-acl bench-log build-bench clean fuzz
+.PHONY: run test build install migrate bench bench-tm bench-failover bench-tx bench-tcp bench-obs bench-micro bench-acl bench-log bench-route build-bench clean fuzz
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
@@ -52,6 +52,11 @@ bench-micro: build-bench
 # Whole calls through the core, stateless and transaction mode: CPU per message, memory per call.
 bench-tx: build-bench
 	node --expose-gc dist-bench/test/bench/transaction-calls.js
+
+# CPU per call of a routing script loaded from a file (.ts through the loader) against the
+# built-in default route, and of a route that rewrites From and adds a header (README "Writing routes").
+bench-route: build-bench
+	node dist-bench/test/bench/route.js
 
 # CPU per log line: sipctl's logger (text, JSON) against pino.
 bench-log: build-bench

@@ -16,6 +16,7 @@ interface ServeFlags {
   alias?: string[];
   advertise?: string;
   node?: string;
+  route?: string;
 }
 
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
@@ -43,6 +44,7 @@ export function resolveServeConfig(flags: ServeFlags): ProxyConfig {
   }
   if (flags.metrics !== undefined) over.metrics = { listen: flags.metrics };
   if (flags.node !== undefined) over.cluster = { node: flags.node };
+  if (flags.route !== undefined) over.route = { file: flags.route };
   return applyConfig(config, over, 'flags');
 }
 
@@ -61,6 +63,7 @@ export function registerServe(program: Command): void {
     .option('--log-level <level>', 'error, warn, info or debug')
     .option('--node <name>', 'this node\'s name in the shared database\'s node table (default HOST:PORT)')
     .option('--log-format <format>', 'text (default) or json: one JSON object per line')
+    .option('--route <file>', 'a routing script of your own (.ts, .mts, .js, .mjs) instead of the default route (README "Writing routes")')
     .option('--metrics <ip:port>', 'serve Prometheus /metrics, /healthz and /readyz here, e.g. 127.0.0.1:9090 (default off)')
     .action(async (flags: ServeFlags) => {
       const config = resolveServeConfig(flags);

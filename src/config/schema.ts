@@ -117,6 +117,8 @@ export interface ProxyConfig {
   metrics: { listen: string | undefined };
   /** HEPv3 mirroring of every SIP message to a collector (src/capture/); off when hep is undefined. */
   capture: { hep: string | undefined; id: number };
+  /** A routing script of the user's own (README "Writing routes"). */
+  route: RouteConfig;
 }
 
 export interface FloodConfig {
@@ -178,6 +180,7 @@ export function defaultConfig(): ProxyConfig {
     cluster: { node: undefined, heartbeatS: 5, reloadDelayMs: 50, retryMaxS: 10 },
     metrics: { listen: undefined },
     capture: { hep: undefined, id: 2001 },
+    route: { file: undefined, slowMs: 50, asyncTimeoutMs: 5_000 },
   };
 }
 
@@ -258,7 +261,7 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   if (!isObj(input)) throw usageError('E_CONFIG_BAD_FILE', `config${where ? ' ' + where : ''}: expected a mapping of options at the top level`);
   checkKeys(
     input,
-    ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'initialRoutes', 'log', 'acl', 'dispatcher', 'tcp', 'mode', 'transaction', 'pairing', 'flood', 'cluster', 'metrics', 'capture'],
+    ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'initialRoutes', 'log', 'acl', 'dispatcher', 'tcp', 'mode', 'transaction', 'pairing', 'flood', 'cluster', 'metrics', 'capture', 'route'],
     '',
   );
   const c: ProxyConfig = structuredClone(base);
@@ -400,7 +403,33 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
     }
   }
   if (input.cluster !== undefined) c.cluster = clusterConfig(input.cluster, c.cluster);
+  if (input.route !== undefined) c.route = routeConfig(input.route, c.route);
   applyObservability(c, input);
+  return c;
+}
+
+// ---- user routes (src/route/load.ts) -------------------------------------------------------
+
+export interface RouteConfig {
+  /** A routing script (.ts, .mts, .js, .mjs) to use instead of the default route; undefined: the default route. */
+  file: string | undefined;
+  /** A request route that holds the event loop longer than this is logged with its duration, ms. */
+  slowMs: number;
+  /** An async request route (transaction mode) that has not decided by then: 500, or its asyncTimeout hook, ms. */
+  asyncTimeoutMs: number;
+}
+
+/** `route: FILE`, or `route: { file, slowMs, asyncTimeoutMs }`. */
+function routeConfig(v: unknown, base: RouteConfig): RouteConfig {
+  if (v === null) return { ...base, file: undefined };
+  if (typeof v === 'string') return { ...base, file: str(v, 'route') };
+  if (!isObj(v)) bad('route', 'expected a file name, or a mapping with file, slowMs, asyncTimeoutMs');
+  checkKeys(v, ['file', 'slowMs', 'asyncTimeoutMs'], 'route.');
+  const c = { ...base };
+  if (v.file !== undefined) c.file = v.file === null ? undefined : str(v.file, 'route.file');
+  if (c.file !== undefined && !/\.(ts|mts|js|mjs)$/.test(c.file)) bad('route.file', `expected a .ts, .mts, .js or .mjs file, got ${JSON.stringify(c.file)}`);
+  if (v.slowMs !== undefined) c.slowMs = num(v.slowMs, 'route.slowMs', 0.1, 60_000);
+  if (v.asyncTimeoutMs !== undefined) c.asyncTimeoutMs = int(v.asyncTimeoutMs, 'route.asyncTimeoutMs', 10, 600_000);
   return c;
 }
 

@@ -19,7 +19,16 @@ export const CONTROL_COMMANDS = {
   status: 'status',
   floodList: 'flood.list',
   floodUnblock: 'flood.unblock',
+  routeReload: 'route.reload',
 } as const;
+
+/** `route.reload` → the script now in use. */
+export interface RouteReloadResult {
+  file: string;
+  /** Loads of a route in this proxy process so far (1: the one it started with). */
+  version: number;
+  ms: number;
+}
 
 export type { FloodListResult, FloodSourceView, FloodUnblockResult } from '../flood/guard.js';
 
@@ -225,4 +234,10 @@ export async function requestFloodUnblock(path: string, ip: string, opts?: Contr
     if (typeof r.unblocked !== 'boolean') throw new ShapeError('"unblocked" is not true or false');
     return { address: str(r, 'address'), unblocked: r.unblocked, dropped: num(r, 'dropped'), blockedSince: strOrNull(r, 'blockedSince') };
   });
+}
+
+export async function requestRouteReload(path: string, opts?: ControlRequestOptions): Promise<RouteReloadResult> {
+  const cmd = CONTROL_COMMANDS.routeReload;
+  const result = await controlRequest(path, cmd, {}, opts);
+  return checked(path, cmd, result, (r) => ({ file: str(r, 'file'), version: num(r, 'version'), ms: num(r, 'ms') }));
 }

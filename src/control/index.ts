@@ -14,6 +14,8 @@ export {
   requestAddressReload,
   requestAddressTest,
   requestStatus,
+  requestRouteReload,
+  type RouteReloadResult,
   requestFloodList,
   requestFloodUnblock,
   type FloodListReply,

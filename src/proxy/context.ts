@@ -4,7 +4,7 @@
  * methods that decide (reply, relay, forward, dispatch, drop) return a decision for the core
  * to carry out. One object per request; nothing here does I/O.
  */
-import type { AddressMatch, FailureContext, FailureDecision, ReplyContext, RequestContext, RequestDecision, Source } from '../route/api.js';
+import type { AddressMatch, FailureContext, FailureDecision, ReplyContext, ReplyOptions, RequestContext, RequestDecision, Source } from '../route/api.js';
 import type { SipMessage } from '../sip/message.js';
 import { parseUri, type SipUri } from '../sip/uri.js';
 import type { Inbound, Target } from '../transport/types.js';
@@ -36,17 +36,33 @@ export class RequestCtx implements RequestContext {
   private _branch: string | undefined = undefined;
   private _paired: PairedInvite | undefined | null = null; // null: not looked up yet
 
+  /**
+   * The core, in an ES private field: a routing script gets this object, and must not reach
+   * the transport (sockets) or the tables through it — `ctx.core` does not exist at run time.
+   */
+  readonly #core: ProxyCore;
+  /** A pending async decision's transaction (set by the core; see ProxyCore.awaitDecision). */
+  pendingTx: unknown = undefined;
+  /** The route that decided (set by the core): a transaction keeps its hooks across a route reload. */
+  decidedBy: unknown = undefined;
+
   constructor(
-    readonly core: ProxyCore,
+    core: ProxyCore,
     readonly msg: SipMessage,
     readonly inbound: Inbound,
     /** The core's admission verdict for the source (address-table groups and next hops), made once. */
     readonly admitted: boolean,
     digest?: RequestDigest,
   ) {
+    this.#core = core;
     this.source = { address: inbound.sourceAddress, port: inbound.sourcePort, protocol: inbound.protocol };
     this._digest = digest;
     this.stateful = core.config.mode === 'transaction';
+  }
+
+  get receivedOn(): Source {
+    const l = this.inbound.listener;
+    return { address: l.address, port: l.port, protocol: l.protocol };
   }
 
   get tx(): Map<string, unknown> {
@@ -103,7 +119,7 @@ export class RequestCtx implements RequestContext {
   }
 
   private paired(): PairedInvite | undefined {
-    if (this._paired === null) this._paired = this.core.pairing.lookup(this.transactionKey);
+    if (this._paired === null) this._paired = this.#core.pairing.lookup(this.transactionKey);
     return this._paired;
   }
 
@@ -117,7 +133,7 @@ export class RequestCtx implements RequestContext {
     // Request-URI names us.
     const r = this.remainingRoutes;
     const routeLeft = r === undefined ? this.msg.fieldIndex('route') >= 0 : r.end > r.first;
-    return !routeLeft && this.core.local.isLocalUri(this.msg.uri);
+    return !routeLeft && this.#core.local.isLocalUri(this.msg.uri);
   }
 
   sourceIn(...groups: number[]): boolean {
@@ -125,7 +141,7 @@ export class RequestCtx implements RequestContext {
   }
 
   sourceMatch(...groups: number[]): AddressMatch | null {
-    return this.core.acl.match(this.source.address, this.source.port, groups.length === 0 ? null : groups);
+    return this.#core.acl.match(this.source.address, this.source.port, groups.length === 0 ? null : groups);
   }
 
   sourceAllowed(): boolean {
@@ -133,12 +149,12 @@ export class RequestCtx implements RequestContext {
   }
 
   fromNextHop(): boolean {
-    return this.core.isNextHop(this.source.address, this.source.port, this.source.protocol);
+    return this.#core.isNextHop(this.source.address, this.source.port, this.source.protocol);
   }
 
   looseRoute(): boolean {
     const msg = this.msg;
-    const local = this.core.local;
+    const local = this.#core.local;
     // Only the values we look at are parsed: the top two and, after a strict router, the last.
     const count = msg.valueLocations('route').length;
     let end = count;
@@ -181,8 +197,8 @@ export class RequestCtx implements RequestContext {
     this.pathWanted = true;
   }
 
-  reply(status: number, reason?: string, headers?: readonly string[]): RequestDecision {
-    return headers === undefined ? { action: 'reply', status, reason } : { action: 'reply', status, reason, headers };
+  reply(status: number, reason?: string, extra?: readonly string[] | ReplyOptions): RequestDecision {
+    return replyDecision(status, reason, extra);
   }
 
   relay(): RequestDecision {
@@ -191,7 +207,7 @@ export class RequestCtx implements RequestContext {
 
   forward(uri: string | SipUri): RequestDecision {
     const parsed = typeof uri === 'string' ? parseUri(uri) : uri;
-    const target = this.core.literalTarget(parsed);
+    const target = this.#core.literalTarget(parsed);
     if (target === undefined) {
       throw new Error(`forward(${parsed.toString()}): the next hop must be an IP address with udp or tcp transport`);
     }
@@ -203,7 +219,7 @@ export class RequestCtx implements RequestContext {
     // INVITE went.
     const paired = this.pairedTarget();
     if (paired !== undefined) return { action: 'forward', target: paired };
-    const pick = this.core.dispatch.select(setid, algorithm, {
+    const pick = this.#core.dispatch.select(setid, algorithm, {
       callId: this.msg.callId,
       fromUri: this.msg.from.uriText,
       toUri: this.msg.to.uriText,
@@ -211,8 +227,8 @@ export class RequestCtx implements RequestContext {
     });
     const target: Target | undefined = pick?.targets[0];
     if (pick === null || target === undefined) {
-      this.core.noDestination(this, setid);
-      return this.reply(this.core.config.dispatcher.noDestinationCode, this.core.config.dispatcher.noDestinationReason);
+      this.#core.noDestination(this, setid);
+      return this.reply(this.#core.config.dispatcher.noDestinationCode, this.#core.config.dispatcher.noDestinationReason);
     }
     return { action: 'forward', target, targetUri: pick.uri, pick: pick.setid === undefined ? { ...pick, setid } : pick };
   }
@@ -230,4 +246,97 @@ export class RequestCtx implements RequestContext {
   appendHeader(name: string, value: string): void {
     this.msg.appendHeader(name, value);
   }
+
+  insertHeader(name: string, value: string): void {
+    this.msg.prependHeader(name, value);
+  }
+
+  removeHeader(name: string): number {
+    return this.msg.removeHeader(name);
+  }
+
+  setHeader(name: string, value: string): void {
+    this.msg.setHeader(name, value);
+  }
+
+  hasHeader(name: string): boolean {
+    return this.msg.header(name) !== undefined;
+  }
+
+  setFromUser(user: string): void {
+    setNameAddrUser(this.msg, 'from', user);
+  }
+
+  setFromDisplay(display: string): void {
+    setNameAddrDisplay(this.msg, 'from', display);
+  }
+
+  setToUser(user: string): void {
+    setNameAddrUser(this.msg, 'to', user);
+  }
+
+  setRequestUri(uri: string): void {
+    this.msg.setRequestUri(uri);
+  }
+
+  setRequestUser(user: string): void {
+    const u = parseUri(this.msg.currentUriText);
+    if (u.scheme !== 'sip' && u.scheme !== 'sips') throw new Error(`setRequestUser: the Request-URI is not a SIP URI (${u.scheme})`);
+    u.user = user === '' ? undefined : user;
+    this.msg.setRequestUri(u.toString());
+  }
+}
+
+/** Header lines a route may add to a local reply: a token, a colon, no CR or LF; none of the reply's own. */
+const REPLY_OWN = new Set(['via', 'v', 'from', 'f', 'to', 't', 'call-id', 'i', 'cseq', 'content-length', 'l', 'content-type', 'c']);
+
+/** A reply decision, its extra header lines and body checked (a route's bytes go on the wire). */
+export function replyDecision(status: number, reason: string | undefined, extra: readonly string[] | ReplyOptions | undefined): RequestDecision {
+  if (!Number.isInteger(status) || status < 100 || status > 699) throw new RangeError(`reply: status must be 100-699, got ${status}`);
+  if (reason !== undefined && /[\r\n]/.test(reason)) throw new Error('reply: the reason phrase cannot contain CR or LF');
+  if (extra === undefined) return { action: 'reply', status, reason };
+  const opts: ReplyOptions = Array.isArray(extra) ? { headers: extra as readonly string[] } : (extra as ReplyOptions);
+  const headers = opts.headers;
+  if (headers !== undefined) {
+    for (const h of headers) {
+      const m = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]*:[^\r\n]*$/.exec(h);
+      if (m === null) throw new Error(`reply: ${JSON.stringify(h)} is not a header line ("Name: value", no CR or LF)`);
+      if (REPLY_OWN.has(m[1]!.toLowerCase())) throw new Error(`reply: ${m[1]} is the reply's own header; it cannot be given`);
+    }
+  }
+  if (opts.body === undefined) return headers === undefined ? { action: 'reply', status, reason } : { action: 'reply', status, reason, headers };
+  const type = opts.contentType ?? 'text/plain';
+  if (/[\r\n]/.test(type)) throw new Error('reply: contentType cannot contain CR or LF');
+  return { action: 'reply', status, reason, headers, body: { type, content: opts.body } };
+}
+
+/** The name-addr value of From / To with the URI's user part changed (display name and parameters kept). */
+function setNameAddrUser(msg: SipMessage, name: 'from' | 'to', user: string): void {
+  const value = msg.header(name);
+  const na = name === 'from' ? msg.from : msg.to;
+  if (value === undefined) throw new Error(`no ${name} header`);
+  const uri = parseUri(na.uriText);
+  if (uri.scheme !== 'sip' && uri.scheme !== 'sips') throw new Error(`set ${name} user: not a SIP URI (${uri.scheme})`);
+  uri.user = user === '' ? undefined : user;
+  const lt = value.indexOf('<');
+  const at = value.indexOf(na.uriText, lt < 0 ? 0 : lt);
+  if (at < 0) throw new Error(`set ${name} user: cannot find the URI in ${JSON.stringify(value)}`);
+  let text = uri.toString();
+  // Without angle brackets, a URI with parameters would lend them to the header (§20.10): add brackets.
+  if (lt < 0) text = `<${text}>`;
+  msg.setHeader(name, value.slice(0, at) + text + value.slice(at + na.uriText.length));
+}
+
+function setNameAddrDisplay(msg: SipMessage, name: 'from' | 'to', display: string): void {
+  const value = msg.header(name);
+  const na = name === 'from' ? msg.from : msg.to;
+  if (value === undefined) throw new Error(`no ${name} header`);
+  if (/[\r\n]/.test(display)) throw new Error('display name cannot contain CR or LF');
+  const lt = value.indexOf('<');
+  // The rest after the URI: the header parameters (tag, ...).
+  const uriEnd = lt < 0 ? value.indexOf(na.uriText) + na.uriText.length : value.indexOf('>', lt) + 1;
+  const rest = value.slice(uriEnd);
+  const quoted = display === '' ? '' : `"${display.replace(/["\\]/g, (c) => `\\${c}`)}" `;
+  // A bare URI's parameters would be the header's: the tag stays after the brackets.
+  msg.setHeader(name, `${quoted}<${na.uriText}>${rest}`);
 }

@@ -13,7 +13,9 @@
  */
 import type { ProxyConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import type { ReplyContext, RequestDecision, Route } from '../route/api.js';
+import type { RequestDecision, RequestResult, Route } from '../route/api.js';
+import { ResponseCtx } from './response-context.js';
+import { CORE_HEADERS } from './guarded.js';
 import { SipParseError } from '../sip/errors.js';
 import type { SipMessage, ValueLocation } from '../sip/message.js';
 import { MAX_REQUEST_URI_BYTES } from '../sip/limits.js';
@@ -236,23 +238,149 @@ export class ProxyCore implements StatefulCore {
       return;
     }
     const ctx = new RequestCtx(this, msg, inbound, admitted, digest);
-    let decision: RequestDecision;
+    const route = this.route;
+    ctx.decidedBy = route;
+    let result: RequestResult;
+    msg.guard(CORE_HEADERS);
+    const t0 = performance.now();
     try {
-      decision = this.route.request(ctx);
+      result = route.request.call(route, ctx);
     } catch (err) {
-      if (err instanceof SipParseError) {
-        this.replyOrDrop(msg, inbound, 400, `Bad Request (${err.reason})`, undefined, admitted);
-        return;
-      }
-      this.stats.routeErrors++;
-      this.logger.limited('error', 'route.error', 'the request route threw; answered 500', {
-        method: msg.method,
-        callId: safe(() => msg.callId),
-        error: err instanceof Error ? err.message : String(err),
-      });
-      this.replyOrDrop(msg, inbound, 500, 'Server Internal Error', undefined, admitted);
+      msg.guard(undefined);
+      this.routeThrew(ctx, err);
       return;
     }
+    const ms = performance.now() - t0;
+    if (ms > this.config.route.slowMs) this.routeSlow(ctx, ms);
+    if (isThenable(result)) {
+      this.awaitDecision(ctx, route, Promise.resolve(result));
+      return;
+    }
+    msg.guard(undefined);
+    this.execute(ctx, result);
+  }
+
+  /** A request route threw: 400 for a message it could not parse, else 500 and one log line with the stack (DESIGN.md invariant). */
+  private routeThrew(ctx: RequestCtx, err: unknown): void {
+    const msg = ctx.msg;
+    if (err instanceof SipParseError) {
+      this.replyTo(ctx, 400, `Bad Request (${err.reason})`);
+      return;
+    }
+    this.stats.routeErrors++;
+    this.logger.limited('error', 'route.error', 'the request route threw; answered 500', {
+      method: msg.method,
+      callId: safe(() => msg.callId),
+      error: err instanceof Error ? (err.stack ?? err.message) : String(err),
+    });
+    this.replyTo(ctx, 500, 'Server Internal Error');
+  }
+
+  /** The route held the event loop longer than route.slowMs: every message behind it waited that long. */
+  private routeSlow(ctx: RequestCtx, ms: number): void {
+    this.logger.limited('warn', 'route.slow', 'the request route held the event loop longer than route.slowMs', {
+      ms: Math.round(ms * 10) / 10,
+      slowMs: this.config.route.slowMs,
+      method: ctx.msg.method,
+      callId: safe(() => ctx.msg.callId),
+    });
+  }
+
+  /**
+   * An async request route (it returned a Promise). Only in a transaction: the server
+   * transaction is created now, so the INVITE gets 100 Trying at once (§16.2) and
+   * retransmissions are absorbed while the route waits (§17.2.1); the decision, or
+   * route.asyncTimeoutMs, ends the wait. Stateless, there is nothing to hold a retransmission
+   * or a CANCEL against: the Promise is refused with 500 (and logged), whatever it decides.
+   */
+  private awaitDecision(ctx: RequestCtx, route: Route, pending: Promise<RequestDecision>): void {
+    const msg = ctx.msg;
+    const stateful = ctx.stateful && msg.method !== 'ACK' && msg.method !== 'CANCEL';
+    if (!stateful) {
+      msg.guard(undefined);
+      pending.catch(() => undefined); // its rejection has nobody to tell
+      this.stats.routeErrors++;
+      this.logger.limited('error', 'route.async-stateless', 'the request route returned a Promise without a transaction; answered 500 (set mode: transaction, or ctx.stateful = true before returning)', {
+        method: msg.method,
+        callId: safe(() => msg.callId),
+      });
+      this.replyOrDrop(msg, ctx.inbound, 500, 'Server Internal Error', undefined, ctx.admitted);
+      return;
+    }
+    const upstream = localReplyTarget(msg.received.topVia!, ctx.inbound, ctx.admitted);
+    const ptx = this.stateful.begin(ctx, upstream);
+    if (ptx === 'full') {
+      msg.guard(undefined);
+      pending.catch(() => undefined);
+      this.replyOrDrop(msg, ctx.inbound, 503, 'Service Unavailable', [`Retry-After: ${this.config.transaction.retryAfterS}`], ctx.admitted);
+      return;
+    }
+    ctx.pendingTx = ptx;
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (settled) return;
+      settled = true;
+      msg.guard(undefined);
+      this.logger.limited('warn', 'route.async-timeout', 'the request route did not decide within route.asyncTimeoutMs', {
+        ms: this.config.route.asyncTimeoutMs,
+        method: msg.method,
+        callId: safe(() => msg.callId),
+      });
+      let decision: RequestDecision = { action: 'reply', status: 500, reason: 'Server Internal Error' };
+      if (route.asyncTimeout !== undefined) {
+        try {
+          decision = route.asyncTimeout(ctx);
+        } catch (err) {
+          this.routeThrew(ctx, err);
+          return;
+        }
+      }
+      this.decided(ctx, decision);
+    }, this.config.route.asyncTimeoutMs);
+    pending.then(
+      (decision) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        msg.guard(undefined);
+        try {
+          this.decided(ctx, decision);
+        } catch (err) {
+          this.onUnexpected(msg, ctx.inbound, ctx.admitted, err);
+        }
+      },
+      (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        msg.guard(undefined);
+        this.routeThrew(ctx, err);
+      },
+    );
+  }
+
+  /** An async decision, carried out on the transaction that waited for it. */
+  private decided(ctx: RequestCtx, decision: RequestDecision): void {
+    if (this.stateful.isCancelled(ctx.pendingTx)) {
+      // §16.10: the caller cancelled while the route was deciding; nothing was sent on.
+      this.replyTo(ctx, 487, 'Request Terminated');
+      return;
+    }
+    if (decision === null || typeof decision !== 'object' || !('action' in decision)) {
+      this.routeThrew(ctx, new Error(`the request route resolved to ${String(decision)}, not a decision (return ctx.reply(), ctx.dispatch(), ...)`));
+      return;
+    }
+    if (decision.action === 'drop') {
+      // A transaction that sent 100 Trying cannot go silent: it would never end.
+      this.logger.limited('warn', 'route.async-drop', 'an async request route dropped a request in a transaction; answered 500 instead', {
+        why: decision.why,
+        callId: safe(() => ctx.msg.callId),
+      });
+      this.replyTo(ctx, 500, 'Server Internal Error');
+      return;
+    }
+    // The transaction exists already: whatever the route set meanwhile, the request goes on it.
+    ctx.stateful = true;
     this.execute(ctx, decision);
   }
 
@@ -338,7 +466,7 @@ export class ProxyCore implements StatefulCore {
   private execute(ctx: RequestCtx, decision: RequestDecision): void {
     switch (decision.action) {
       case 'reply':
-        this.replyOrDrop(ctx.msg, ctx.inbound, decision.status, decision.reason, decision.headers, ctx.admitted);
+        this.replyTo(ctx, decision.status, decision.reason, decision.headers, decision.body);
         return;
       case 'drop':
         this.drop(ctx.msg, ctx.inbound, DropReason.Route, `the route dropped it: ${decision.why}`);
@@ -346,16 +474,40 @@ export class ProxyCore implements StatefulCore {
       case 'forward':
         this.forward(ctx, decision.target, decision.pick);
         return;
+      default:
+        this.routeThrew(ctx, new Error(`the request route returned ${JSON.stringify(decision)}, not a decision (return ctx.reply(), ctx.dispatch(), ...)`));
     }
+  }
+
+  /** A local reply to ctx's request: on its transaction when an async route is deciding, else statelessly. */
+  private replyTo(
+    ctx: RequestCtx,
+    status: number,
+    reason: string | undefined,
+    headers?: readonly string[],
+    body?: { readonly type: string; readonly content: string },
+  ): void {
+    if (ctx.pendingTx !== undefined) {
+      this.stateful.replyPending(ctx.pendingTx, status, reason, headers, body);
+      this.stats.replied++;
+      return;
+    }
+    this.replyOrDrop(ctx.msg, ctx.inbound, status, reason, headers, ctx.admitted, body);
   }
 
   /** RFC 3261 §16.6, steps 2–8 (step 1, the copy, is the edit list; step 9 is the send). */
   private forward(ctx: RequestCtx, target: Target | undefined, pick?: DispatchPick): void {
     const msg = ctx.msg;
     // Step 3: Max-Forwards. A route that forgot maxForwardsOk() still never forwards a 0.
-    const mf = msg.maxForwards;
+    let mf = msg.maxForwards;
+    if (msg.edited && mf !== undefined) {
+      // A route may lower Max-Forwards, never raise it: the loop protection (§16.3 item 3)
+      // counts from what the sender wrote (70 when it wrote none, §16.6 step 3).
+      const received = msg.received.maxForwards ?? 70;
+      if (mf > received) mf = received;
+    }
     if (mf === 0) {
-      this.replyOrDrop(msg, ctx.inbound, 483, 'Too Many Hops', undefined, ctx.admitted);
+      this.replyTo(ctx, 483, 'Too Many Hops');
       return;
     }
     if (mf === undefined) msg.insertHeaderBefore('via', 'Max-Forwards', '70');
@@ -384,7 +536,7 @@ export class ProxyCore implements StatefulCore {
     if (hop.kind === 'target') {
       this.finishForward(ctx, hop.target);
     } else if (hop.kind === 'unsupported') {
-      this.replyOrDrop(msg, ctx.inbound, 503, 'Service Unavailable', [`Warning: 399 sipctl "${hop.why}"`], ctx.admitted);
+      this.replyTo(ctx, 503, 'Service Unavailable', [`Warning: 399 sipctl "${hop.why}"`]);
     } else {
       const cached = this.names.cached(hop.host);
       if (cached !== undefined) {
@@ -405,7 +557,7 @@ export class ProxyCore implements StatefulCore {
             method: msg.method,
             callId: safe(() => msg.callId),
           });
-          this.replyOrDrop(msg, ctx.inbound, 503, 'Service Unavailable', [`Warning: 399 sipctl "cannot resolve ${hop.host}"`], ctx.admitted);
+          this.replyTo(ctx, 503, 'Service Unavailable', [`Warning: 399 sipctl "cannot resolve ${hop.host}"`]);
         },
       );
     }
@@ -421,14 +573,15 @@ export class ProxyCore implements StatefulCore {
     const branch = ctx.branch; // §16.11: from the Via as it came, before received/rport change it
     const prepared = this.prepareBranch(msg, ctx.inbound, target, { recordRoute: ctx.recordRouteWanted, path: ctx.pathWanted }, branch);
     if (!('bytes' in prepared)) {
-      this.replyOrDrop(msg, ctx.inbound, prepared.status, prepared.reason, prepared.headers, ctx.admitted);
+      this.replyTo(ctx, prepared.status, prepared.reason, prepared.headers);
       return;
     }
     const { bytes, out } = prepared;
     if (base !== undefined) {
       const received = msg.received;
       const upstream = localReplyTarget(received.topVia!, ctx.inbound, ctx.admitted);
-      if (!this.stateful.relay(ctx, upstream, base, target, bytes, branch, out, pick)) {
+      // The route that decided, not the one in use now (a reload while a name resolved or an async route waited).
+      if (!this.stateful.relay(ctx, upstream, base, target, bytes, branch, out, pick, (ctx.decidedBy as Route | undefined) ?? this.route)) {
         // The transaction table is full: come back later (§21.5.4).
         this.replyOrDrop(msg, ctx.inbound, 503, 'Service Unavailable', [`Retry-After: ${this.config.transaction.retryAfterS}`], ctx.admitted);
         return;
@@ -540,27 +693,23 @@ export class ProxyCore implements StatefulCore {
       return;
     }
     msg.removeTopVia();
-    if (this.route.reply !== undefined) {
-      let dropped: string | undefined;
-      const rctx: ReplyContext = {
-        msg,
-        source: { address: inbound.sourceAddress, port: inbound.sourcePort, protocol: inbound.protocol },
-        tx: undefined,
-        appendHeader: (name, value) => msg.appendHeader(name, value),
-        drop: (why) => {
-          dropped = why;
-        },
-      };
+    const replyHook = this.route.reply;
+    if (replyHook !== undefined) {
+      const rctx = new ResponseCtx(msg, { address: inbound.sourceAddress, port: inbound.sourcePort, protocol: inbound.protocol }, undefined);
+      msg.guard(CORE_HEADERS);
       try {
-        this.route.reply(rctx);
+        replyHook.call(this.route, rctx);
       } catch (err) {
         this.stats.routeErrors++;
-        this.logger.limited('error', 'route.error', 'the reply route threw; response forwarded as is', {
-          error: err instanceof Error ? err.message : String(err),
+        this.logger.limited('error', 'route.error', 'the reply route threw; response forwarded as it stood', {
+          status: msg.status,
+          callId: safe(() => msg.callId),
+          error: err instanceof Error ? (err.stack ?? err.message) : String(err),
         });
       }
-      if (dropped !== undefined) {
-        this.drop(msg, inbound, DropReason.Route, `the reply route dropped it: ${dropped}`);
+      msg.guard(undefined);
+      if (rctx.dropped !== undefined) {
+        this.drop(msg, inbound, DropReason.Route, `the reply route dropped it: ${rctx.dropped}`);
         return;
       }
     }
@@ -585,7 +734,15 @@ export class ProxyCore implements StatefulCore {
    * the packet's source address and port and nowhere else (no maddr, no sent-by port), so it
    * cannot be reflected at a third party.
    */
-  replyOrDrop(msg: SipMessage, inbound: Inbound, status: number, reason: string | undefined, headers: readonly string[] | undefined, admitted: boolean): void {
+  replyOrDrop(
+    msg: SipMessage,
+    inbound: Inbound,
+    status: number,
+    reason: string | undefined,
+    headers: readonly string[] | undefined,
+    admitted: boolean,
+    body?: { readonly type: string; readonly content: string },
+  ): void {
     msg = msg.received; // §8.2.6.2: a reply copies the request as received, not the edits made to it
     if (msg.method === 'ACK') {
       // §17.1.1.3: an ACK is never answered.
@@ -597,7 +754,7 @@ export class ProxyCore implements StatefulCore {
     try {
       const top = msg.topVia;
       if (top === undefined) throw new SipParseError('no Via');
-      bytes = buildLocalReply(msg, inbound.sourceAddress, inbound.sourcePort, status, reason, headers ? { headers } : {});
+      bytes = buildLocalReply(msg, inbound.sourceAddress, inbound.sourcePort, status, reason, { headers, body });
       target = localReplyTarget(top, inbound, admitted);
     } catch {
       this.drop(msg, inbound, DropReason.Unroutable, `cannot be answered (${status})`);
@@ -684,6 +841,11 @@ export class ProxyCore implements StatefulCore {
       }
     }
   }
+}
+
+/** A Promise, or any thenable a route's library returned. */
+function isThenable(v: unknown): v is PromiseLike<RequestDecision> {
+  return typeof v === 'object' && v !== null && typeof (v as { then?: unknown }).then === 'function';
 }
 
 function safe(f: () => string): string {

@@ -53,7 +53,7 @@ function boundedRaw(msg: SipMessage, i: number): string {
 export interface LocalReplyOptions {
   /** Extra header lines without CRLF, e.g. "Retry-After: 30". */
   headers?: readonly string[];
-  body?: { type: string; content: string };
+  body?: { readonly type: string; readonly content: string };
 }
 
 /**

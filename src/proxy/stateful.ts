@@ -22,7 +22,7 @@
  */
 import type { ProxyConfig } from '../config/schema.js';
 import type { Logger } from '../log/logger.js';
-import type { FailureContext, FailureDecision, ReplyContext, Route } from '../route/api.js';
+import type { FailureContext, FailureDecision, ReplyContext, ReplyOptions, Route } from '../route/api.js';
 import type { SipMessage } from '../sip/message.js';
 import { parseMessage } from '../sip/parse.js';
 import { parseUri, type SipUri } from '../sip/uri.js';
@@ -36,7 +36,9 @@ import {
 } from '../transaction/index.js';
 import type { Inbound, Listener, Target, Transport } from '../transport/types.js';
 import { reasonPhrase } from '../sip/status.js';
-import type { RequestCtx } from './context.js';
+import { replyDecision, type RequestCtx } from './context.js';
+import { CORE_HEADERS } from './guarded.js';
+import { ResponseCtx } from './response-context.js';
 import type { DispatchPick, Dispatch } from './services.js';
 
 /** What the core gives the seam: how to build a branch's bytes, reply statelessly, reach next hops. */
@@ -77,6 +79,8 @@ interface Relayed {
   readonly edits: { recordRoute: boolean; path: boolean };
   /** The first branch's id; branch k of a failover is `${branch}-${k}`. */
   readonly branch: string;
+  /** The route the transaction started with: its reply and failure hooks stay even when `sipctl route reload` swaps the route. */
+  readonly route: Route;
   readonly replyHook: ((ctx: ReplyContext) => void) | undefined;
   readonly failureHook: ((ctx: FailureContext) => FailureDecision) | undefined;
   /** The set the request was dispatched to (failover picks the next one there), if any. */
@@ -199,24 +203,20 @@ export class StatefulRelay {
     branch: string,
     out: Listener,
     pick: DispatchPick | undefined,
+    route: Route,
   ): boolean {
-    const t = this.core.config.transaction;
-    const received = ctx.msg.received;
-    const ptx = ProxyTransaction.create(this.layer, {
-      request: received,
-      key: requestKey(received),
-      source: { address: ctx.inbound.sourceAddress, port: ctx.inbound.sourcePort },
-      upstream,
-      host: this.host,
-      frTimerMs: ctx.frTimerMs ?? t.frTimerMs,
-      frInvTimerMs: ctx.frInvTimerMs ?? t.frInvTimerMs,
-    });
+    const ptx = ctx.pendingTx instanceof ProxyTransaction ? ctx.pendingTx : this.begin(ctx, upstream);
     if (ptx === 'full') return false;
+    // Timers the route set while it was deciding (async) apply to the branches from now on.
+    const t = this.core.config.transaction;
+    ptx.frTimerMs = ctx.frTimerMs ?? t.frTimerMs;
+    ptx.frInvTimerMs = ctx.frInvTimerMs ?? t.frInvTimerMs;
     const relayed: Relayed = {
       inbound: ctx.inbound,
       base,
       edits: { recordRoute: ctx.recordRouteWanted, path: ctx.pathWanted },
       branch,
+      route,
       replyHook: ctx.replyHook,
       failureHook: ctx.failureHook,
       setid: pick?.setid,
@@ -226,9 +226,39 @@ export class StatefulRelay {
     // The request hook's AVPs become the transaction's.
     const vars = ctx.txIfAny;
     if (vars !== undefined) for (const [k, v] of vars) ptx.vars.set(k, v);
-    this.startBranch(ptx, { target, bytes, branch, via: out, data: pick?.handle });
-    this.core.countForwarded();
+    const added = this.startBranch(ptx, { target, bytes, branch, via: out, data: pick?.handle });
+    if (added === 'cancelled') ptx.reply(487, 'Request Terminated');
+    else if (typeof added !== 'string') this.core.countForwarded();
     return true;
+  }
+
+  /**
+   * The proxy transaction for ctx's request, created before the route has decided (an async
+   * route): 100 Trying goes now for an INVITE (§16.2), and retransmissions find it. The
+   * caller must reply or add a branch later (its own timer bounds the wait).
+   */
+  begin(ctx: RequestCtx, upstream: Target): ProxyTransaction | 'full' {
+    const t = this.core.config.transaction;
+    const received = ctx.msg.received;
+    return ProxyTransaction.create(this.layer, {
+      request: received,
+      key: requestKey(received),
+      source: { address: ctx.inbound.sourceAddress, port: ctx.inbound.sourcePort },
+      upstream,
+      host: this.host,
+      frTimerMs: ctx.frTimerMs ?? t.frTimerMs,
+      frInvTimerMs: ctx.frInvTimerMs ?? t.frInvTimerMs,
+    });
+  }
+
+  /** A local reply on a transaction begun for an async route. */
+  replyPending(ptx: unknown, status: number, reason: string | undefined, headers?: readonly string[], body?: { readonly type: string; readonly content: string }): void {
+    if (ptx instanceof ProxyTransaction) ptx.reply(status, reason, headers, body);
+  }
+
+  /** Was the transaction begun for an async route cancelled meanwhile (§16.10)? */
+  isCancelled(ptx: unknown): boolean {
+    return ptx instanceof ProxyTransaction && ptx.cancelled;
   }
 
   // ------------------------------------------------------------------ responses
@@ -249,29 +279,27 @@ export class StatefulRelay {
     if (branch.target.protocol === 'tcp') this.answeredOverTcp(branch);
     // The destination answered: any final response ends its run of timeouts (ds_mark_dst).
     if (response.status >= 200 && branch.data !== undefined) this.core.dispatch.markAnswered?.(branch.data);
-    const global = this.core.route.reply;
+    const global = (relayed?.route ?? this.core.route).reply;
     const own = relayed?.replyHook;
     let dropped = false;
     if (global !== undefined || own !== undefined) {
-      const rctx: ReplyContext = {
-        msg: response,
-        source: { address: branch.target.address, port: branch.target.port, protocol: branch.target.protocol },
-        tx: ptx.vars,
-        appendHeader: (name, value) => response.appendHeader(name, value),
-        drop: () => {
-          dropped = true;
-        },
-      };
+      const rctx = new ResponseCtx(response, { address: branch.target.address, port: branch.target.port, protocol: branch.target.protocol }, ptx.vars);
+      response.guard(CORE_HEADERS);
       for (const hook of [global, own]) {
         if (hook === undefined) continue;
         try {
-          hook(rctx);
+          if (hook === global) hook.call(relayed?.route ?? this.core.route, rctx);
+          else hook(rctx);
         } catch (err) {
-          this.core.logger.limited('error', 'route.error', 'a reply hook threw; response relayed as is', {
-            error: err instanceof Error ? err.message : String(err),
+          this.core.logger.limited('error', 'route.error', 'a reply hook threw; response relayed as it stood', {
+            status: response.status,
+            callId: safeCallId(response),
+            error: err instanceof Error ? (err.stack ?? err.message) : String(err),
           });
         }
       }
+      response.guard(undefined);
+      dropped = rctx.dropped !== undefined;
     }
     if (dropped && response.status < 200) return false;
     if (response.status > 100) this.core.countResponseRelayed();
@@ -285,7 +313,8 @@ export class StatefulRelay {
     if (relayed === undefined) return;
     // Kamailio's ds_mark_dst: a destination that let a branch time out.
     if (ended.timedOut && ended.data !== undefined) this.core.dispatch.markTimeout?.(ended.data);
-    const hook = relayed.failureHook ?? this.core.route.failure;
+    const route = relayed.route;
+    const hook = relayed.failureHook ?? (route.failure === undefined ? undefined : route.failure.bind(route));
     if (hook === undefined) return;
     const request = ptx.request;
     if (request === undefined) return;
@@ -303,7 +332,7 @@ export class StatefulRelay {
     }
     if (decision === undefined || decision.action === 'drop') return;
     if (decision.action === 'reply') {
-      ptx.reply(decision.status, decision.reason, decision.headers);
+      ptx.reply(decision.status, decision.reason, decision.headers, decision.body);
       return;
     }
     if (decision.target === undefined) {
@@ -340,14 +369,22 @@ class FailureCtx implements FailureContext {
   readonly destination: string | undefined;
   readonly attempts: number;
 
+  // ES private: a failure hook gets this object and must not reach the core through it.
+  readonly #core: StatefulCore;
+  readonly #ptx: ProxyTransaction;
+  readonly #relayed: Relayed;
+
   constructor(
-    private readonly core: StatefulCore,
-    private readonly ptx: ProxyTransaction,
-    private readonly relayed: Relayed,
+    core: StatefulCore,
+    ptx: ProxyTransaction,
+    relayed: Relayed,
     readonly msg: SipMessage,
     best: ProxyBranch,
     ended: ProxyBranch,
   ) {
+    this.#core = core;
+    this.#ptx = ptx;
+    this.#relayed = relayed;
     this.status = best.status === 503 ? 500 : best.status;
     this.reason = best.response?.reason ?? reasonPhrase(this.status);
     this.timedOut = ended.timedOut;
@@ -357,14 +394,14 @@ class FailureCtx implements FailureContext {
   }
 
   get tx(): Map<string, unknown> {
-    return this.ptx.vars;
+    return this.#ptx.vars;
   }
 
   nextDestination(): FailureDecision | null {
-    const setid = this.relayed.setid;
-    const next = this.core.dispatch.next;
+    const setid = this.#relayed.setid;
+    const next = this.#core.dispatch.next;
     if (setid === undefined || next === undefined) return null;
-    const pick = next.call(this.core.dispatch, setid, this.relayed.tried);
+    const pick = next.call(this.#core.dispatch, setid, this.#relayed.tried);
     const target = pick?.targets[0];
     if (pick === null || pick === undefined || target === undefined) return null;
     return { action: 'forward', target, targetUri: pick.uri, pick: { ...pick, setid } };
@@ -372,13 +409,13 @@ class FailureCtx implements FailureContext {
 
   forward(uri: string | SipUri): FailureDecision {
     const parsed = typeof uri === 'string' ? parseUri(uri) : uri;
-    const target = this.core.literalTarget(parsed);
+    const target = this.#core.literalTarget(parsed);
     if (target === undefined) throw new Error(`forward(${parsed.toString()}): the next hop must be an IP address with udp or tcp transport`);
     return { action: 'forward', target, targetUri: parsed.toString() };
   }
 
-  reply(status: number, reason?: string, headers?: readonly string[]): FailureDecision {
-    return headers === undefined ? { action: 'reply', status, reason } : { action: 'reply', status, reason, headers };
+  reply(status: number, reason?: string, extra?: readonly string[] | ReplyOptions): FailureDecision {
+    return replyDecision(status, reason, extra);
   }
 }
 

@@ -24,9 +24,28 @@ export interface Source {
 export type { AddressMatch } from '../acl/table.js';
 import type { AddressMatch } from '../acl/table.js';
 
+/**
+ * Extra parts of a local reply (Kamailio's sl_send_reply after append_to_reply): header lines
+ * ("Name: value", no CR or LF) and a body. Via, From, To, Call-ID, CSeq and Content-Length
+ * are the reply's own (copied from the request, §8.2.6.2) and cannot be given here.
+ */
+export interface ReplyOptions {
+  readonly headers?: readonly string[];
+  /** The body, sent as UTF-8 with its Content-Length. */
+  readonly body?: string;
+  /** Content-Type of the body (default text/plain). */
+  readonly contentType?: string;
+}
+
 /** What the core does with a request. */
 export type RequestDecision =
-  | { readonly action: 'reply'; readonly status: number; readonly reason?: string; readonly headers?: readonly string[] }
+  | {
+      readonly action: 'reply';
+      readonly status: number;
+      readonly reason?: string;
+      readonly headers?: readonly string[];
+      readonly body?: { readonly type: string; readonly content: string };
+    }
   | {
       readonly action: 'forward';
       /** Send here (Kamailio's $du); when absent the next hop is the top Route, else the Request-URI. */
@@ -40,7 +59,10 @@ export type RequestDecision =
 
 export interface RequestContext {
   readonly msg: SipMessage;
+  /** Where the request came from (Kamailio's $si, $sp, $pr). */
   readonly source: Source;
+  /** The local socket it arrived on (Kamailio's $Ri, $Rp). */
+  readonly receivedOn: Source;
   /** The request carries a To tag: it belongs to a dialog (RFC 3261 §12.2). */
   readonly inDialog: boolean;
 
@@ -73,8 +95,12 @@ export interface RequestContext {
   /** Add our Path (RFC 3327) to a REGISTER. */
   addPath(): void;
 
-  /** Reply statelessly (§8.2.6). */
-  reply(status: number, reason?: string, headers?: readonly string[]): RequestDecision;
+  /**
+   * Answer the request here (Kamailio's sl_send_reply; t_reply when the request is in a
+   * transaction): §8.2.6, the reply copies Via, From, To, Call-ID and CSeq of the request as
+   * received. `extra`: header lines, or headers and a body.
+   */
+  reply(status: number, reason?: string, extra?: readonly string[] | ReplyOptions): RequestDecision;
   /** Forward by the route set, else the Request-URI. */
   relay(): RequestDecision;
   /** Forward to this next hop (the Request-URI is unchanged). */
@@ -88,8 +114,25 @@ export interface RequestContext {
   /** Where this request's INVITE went, for a CANCEL or a non-2xx ACK, if known. */
   pairedTarget(): Target | undefined;
   drop(why: string): RequestDecision;
-  /** Append a header to the forwarded request (Kamailio's append_hf). */
+  /** Append a header to the forwarded request (Kamailio's append_hf). Edits go to msg's edit list: msg.header() reads them back. */
   appendHeader(name: string, value: string): void;
+  /** Add a header at the top of the header section (Kamailio's insert_hf). */
+  insertHeader(name: string, value: string): void;
+  /** Remove every field with that name (Kamailio's remove_hf); how many there were. Via, Max-Forwards, CSeq, Call-ID and Content-Length are the core's. */
+  removeHeader(name: string): number;
+  /** Replace the first field with that name, or append it (remove_hf + append_hf). */
+  setHeader(name: string, value: string): void;
+  /** Is a header with that name present (Kamailio's is_present_hf)? */
+  hasHeader(name: string): boolean;
+  /** Kamailio's $fU = ...: the user part of the From URI in the forwarded request (display name and tag kept). */
+  setFromUser(user: string): void;
+  /** Kamailio's $fn = ...: the From display name ("" removes it). */
+  setFromDisplay(display: string): void;
+  /** Kamailio's $tU = ...: the user part of the To URI. */
+  setToUser(user: string): void;
+  /** Kamailio's $ru / $rU = ...: the Request-URI (whole), or its user part (rewriteuser). */
+  setRequestUri(uri: string): void;
+  setRequestUser(user: string): void;
 
   /**
    * Relay this request through a transaction (Kamailio's t_relay: retransmissions, timers,
@@ -117,8 +160,12 @@ export interface ReplyContext {
   readonly source: Source;
   /** The transaction's state when the response belongs to one (Kamailio's AVPs), else undefined. */
   readonly tx: Map<string, unknown> | undefined;
-  /** Append a header to the forwarded response. */
+  /** Append a header to the forwarded response (append_hf in an onreply_route). */
   appendHeader(name: string, value: string): void;
+  /** Replace the first field with that name, or append it. */
+  setHeader(name: string, value: string): void;
+  /** Remove every field with that name (remove_hf); how many there were. Via, CSeq, Call-ID, Content-Length are the core's. */
+  removeHeader(name: string): number;
   /** Do not forward this response (a final response of a transaction always goes: it decides it). */
   drop(why: string): void;
 }
@@ -161,15 +208,48 @@ export interface FailureContext {
   reply(status: number, reason?: string, headers?: readonly string[]): FailureDecision;
 }
 
+/** A dispatcher destination whose state changed (Kamailio's event_route[dispatcher:dst-down] / dst-up). */
+export interface DestinationEvent {
+  readonly setid: number;
+  readonly uri: string;
+  /** The state before and after: active, inactive, probing, disabled. */
+  readonly from: string;
+  readonly to: string;
+  /** Why: probe, timeouts, cli, reload. */
+  readonly reason: string;
+}
+
+export interface RouteEvents {
+  /** A destination left the rotation. */
+  destinationDown?(dest: DestinationEvent): void;
+  /** A destination came back. */
+  destinationUp?(dest: DestinationEvent): void;
+}
+
+/**
+ * What `request` may return. A Promise is honoured only for a request relayed in a
+ * transaction (mode: transaction, or ctx.stateful = true before returning): the INVITE gets
+ * 100 Trying at once and retransmissions are absorbed while it is pending; after
+ * route.asyncTimeoutMs the request is answered 500 (or by `asyncTimeout`). In stateless mode
+ * a Promise is refused: the request gets 500 and a log line says why.
+ */
+export type RequestResult = RequestDecision | Promise<RequestDecision>;
+
 export interface Route {
   /** Kamailio's request_route. */
-  request(ctx: RequestContext): RequestDecision;
+  request(ctx: RequestContext): RequestResult;
   /** Kamailio's onreply_route: every response relayed (stateless and stateful). */
   reply?(ctx: ReplyContext): void;
   /** Kamailio's failure_route, for every transaction whose request hook set none (onFailure). */
   failure?(ctx: FailureContext): FailureDecision;
+  /** Kamailio's branch_route: not supported (sipctl forks no parallel branches); accepted for portability and never called. */
+  branch?(ctx: RequestContext): void;
+  /** Kamailio's event_route[dispatcher:dst-down|dst-up]. */
+  events?: RouteEvents;
+  /** The answer when an async `request` has not decided within route.asyncTimeoutMs (default: 500). */
+  asyncTimeout?(ctx: RequestContext): RequestDecision;
 }
 
-export function defineRoute(route: Route): Route {
+export function defineRoute<R extends Route>(route: R): R {
   return route;
 }

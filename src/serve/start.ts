@@ -31,6 +31,8 @@ import { ProxyCore } from '../proxy/core.js';
 import { sameAddress } from '../proxy/identity.js';
 import type { Dispatch } from '../proxy/services.js';
 import { createDefaultRoute } from '../route/default.js';
+import { loadRoute } from '../route/load.js';
+import type { StateChange } from '../dispatcher/types.js';
 import type { Route } from '../route/api.js';
 import { openStore } from '../store/index.js';
 // cluster/node.js, not the cluster index: the index re-exports the PostgreSQL link (and driver).
@@ -91,9 +93,14 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
 
     // ---- the dispatcher
     const resolver = new SipResolver();
+    // The route's events (Kamailio's event_route[dispatcher:dst-down|dst-up]); set once the core exists.
+    let routeEvent: (c: StateChange) => void = () => undefined;
     const dispatcher = new DispatcherHolder({
       resolver,
-      onStateChange: (c) => logger.info('destination state changed', { set: c.setid, uri: c.uri, from: c.from, to: c.to, reason: c.reason }),
+      onStateChange: (c) => {
+        logger.info('destination state changed', { set: c.setid, uri: c.uri, from: c.from, to: c.to, reason: c.reason });
+        routeEvent(c);
+      },
       log: (line) => logger.info(line),
     });
     closers.push(() => dispatcher.close());
@@ -166,8 +173,15 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
       isNextHop: (address, port) => dispatcher.isNextHop(address, port),
       handleProbeResponse: (branch, status) => isProbeBranch(branch) && prober !== undefined && prober.handleResponse(branch, status),
     };
-    const route = opts.route?.({ config, logger }) ??
-      createDefaultRoute({ config, logger, forwardTarget: config.forward === undefined ? undefined : () => forwardTarget });
+    let route = opts.route?.({ config, logger });
+    let routeInfo: { file: string; version: number } | undefined;
+    if (route === undefined && config.route.file !== undefined) {
+      const loaded = await loadRoute(config.route.file);
+      route = loaded.route;
+      routeInfo = { file: loaded.file, version: loaded.version };
+      logger.info('route loaded', { file: loaded.file, ms: Math.round(loaded.ms) });
+    }
+    route ??= createDefaultRoute({ config, logger, forwardTarget: config.forward === undefined ? undefined : () => forwardTarget });
     const core = new ProxyCore({
       config,
       route,
@@ -176,6 +190,19 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
       logger,
     });
     core.setForwardTarget(() => forwardTarget);
+    routeEvent = (c) => {
+      const events = core.route.events;
+      if (events === undefined) return;
+      const up = c.to === 'active' && c.from !== 'active';
+      const down = c.from === 'active' && c.to !== 'active';
+      const hook = up ? events.destinationUp : down ? events.destinationDown : undefined;
+      if (hook === undefined) return;
+      try {
+        hook.call(events, { setid: c.setid, uri: c.uri, from: c.from, to: c.to, reason: c.reason });
+      } catch (err) {
+        logger.error('a route event hook threw', { event: up ? 'destinationUp' : 'destinationDown', uri: c.uri, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
+      }
+    };
 
     // ---- compile the hot path before the first real call (see warm-up.ts)
     try {
@@ -356,6 +383,26 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
         },
         ...floodControlHandlers(floodGuard),
         status: () => observability.status(),
+        // `sipctl route reload`: the new module is loaded beside the old one and swapped in by
+        // one assignment; a module that fails keeps the old one (the error goes back to the CLI).
+        'route.reload': async () => {
+          const file = routeInfo?.file ?? config.route.file;
+          if (file === undefined) {
+            throw new SipctlError('E_ROUTE_NONE', 'this proxy runs the default route; start it with --route FILE (or route: FILE in the config) to reload a route of your own');
+          }
+          let loaded;
+          try {
+            loaded = await loadRoute(file);
+          } catch (err) {
+            const e = err instanceof SipctlError ? err : new SipctlError('E_ROUTE_LOAD', String(err));
+            logger.warn('route reload failed; the route loaded before stays', { file, error: e.message });
+            throw new SipctlError(e.code, `${e.message}\n(the proxy keeps the route it had${routeInfo === undefined ? '' : `, version ${routeInfo.version}`})`);
+          }
+          core.route = loaded.route;
+          routeInfo = { file: loaded.file, version: loaded.version };
+          logger.info('route reloaded', { file: loaded.file, version: loaded.version, ms: Math.round(loaded.ms) });
+          return { file: loaded.file, version: loaded.version, ms: loaded.ms };
+        },
       }),
       { onHandlerError: (cmd, err) => logger.error('control command failed', { cmd, error: err instanceof Error ? (err.stack ?? err.message) : String(err) }) },
     );

@@ -247,6 +247,8 @@ export class SipMessage {
   private _written = WRITTEN;
   private _received: SipMessage | undefined = undefined;
   private _readOnly = false;
+  /** Headers that cannot be edited now (while a routing script runs: see guard()). */
+  private _guarded: ReadonlySet<string> | undefined = undefined;
 
   constructor(buffer: Buffer, start: StartLine, index: HeaderIndex) {
     this.buffer = buffer;
@@ -799,9 +801,26 @@ export class SipMessage {
     const c = canonicalName(name);
     const d = writableName(c);
     if (d === undefined) throw new Error(`${what}: '${name}' is not a header name (a token, RFC 3261 §25.1)`);
-    refuseFraming(c);
+    this.refuseEdit(c);
     const p = this.written(wireValue(value, what), -1, -1);
     return new Field(c, -1, d, p === undefined ? [] : [p]);
+  }
+
+  /**
+   * While `names` is set, every edit of those headers throws (add, set, remove, or bytes
+   * inside them). The proxy core guards Via, Max-Forwards, Call-ID, CSeq and the like while
+   * a routing script holds the message, so that a script cannot bypass the core's rules
+   * (RFC 3261 §16.3 loop and Max-Forwards checks, §16.6 Via handling); undefined lifts it.
+   */
+  guard(names: ReadonlySet<string> | undefined): void {
+    this._guarded = names;
+  }
+
+  private refuseEdit(canonical: string): void {
+    refuseFraming(canonical);
+    if (this._guarded !== undefined && this._guarded.has(canonical)) {
+      throw new Error(`the ${canonical} header is the proxy core's (RFC 3261 §16.6); a route cannot edit it`);
+    }
   }
 
   /** Cached values of that header (as it will be sent) are stale. */
@@ -864,7 +883,7 @@ export class SipMessage {
   removeHeader(name: string): number {
     this.beginEdit();
     const c = canonicalName(name);
-    refuseFraming(c);
+    this.refuseEdit(c);
     if (this.liveIndex(c) < 0) return 0;
     const order = this.order();
     let n = 0;
@@ -888,7 +907,7 @@ export class SipMessage {
       this.appendHeader(name, value);
       return;
     }
-    refuseFraming(c);
+    this.refuseEdit(c);
     const p = this.written(wireValue(value, 'setHeader'), -1, -1);
     const pieces = p === undefined ? [] : [p];
     const order = this.order();
@@ -906,7 +925,7 @@ export class SipMessage {
   removeField(i: number): boolean {
     this.beginEdit();
     if (!(i >= 0 && i < this.index.names.length)) throw new RangeError(`no header field #${i}`);
-    refuseFraming(this.nameOf(i));
+    this.refuseEdit(this.nameOf(i));
     const order = this._order;
     if (order === undefined) {
       this.removeLive(i);
@@ -925,7 +944,7 @@ export class SipMessage {
   /** Remove field i of the message as it will be sent. */
   private removeLive(i: number): void {
     const name = this.nameOf(this.entry(i));
-    refuseFraming(name);
+    this.refuseEdit(name);
     const order = this.order();
     for (let k = i + 1; k < order.length; k++) order[k - 1] = order[k]!;
     order.length--;
@@ -943,7 +962,7 @@ export class SipMessage {
    */
   removeValue(canonical: string, value: number | { readonly start: number; readonly end?: number }): boolean {
     this.beginEdit();
-    refuseFraming(canonical);
+    this.refuseEdit(canonical);
     let at: { readonly start: number; readonly end?: number };
     if (typeof value === 'number') {
       const loc = this.valueLocations(canonical)[value];
@@ -1022,7 +1041,7 @@ export class SipMessage {
           'a field replaced or removed since takes its offsets with it — read the value again',
       );
     }
-    refuseFraming(this.nameOf(this.entry(i)));
+    this.refuseEdit(this.nameOf(this.entry(i)));
     this.splice(i, t0, t1, w, start, end);
   }
 

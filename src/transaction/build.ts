@@ -95,8 +95,9 @@ export function buildLocalResponse(
   status: number,
   reason?: string,
   headers?: readonly string[],
+  body?: { readonly type: string; readonly content: string },
 ): Buffer {
-  return buildLocalReply(request, source.address, source.port, status, reason, headers === undefined ? {} : { headers });
+  return buildLocalReply(request, source.address, source.port, status, reason, { headers, body });
 }
 
 /** The To tag buildLocalResponse gives `request`'s responses above 100 when the request has none. */

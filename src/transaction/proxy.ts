@@ -308,11 +308,11 @@ export class ProxyTransaction implements ServerTransactionUser {
    * the search: pending branches are cancelled (§16.7 step 10). False when a final response
    * was already sent (or the request is gone).
    */
-  reply(status: number, reason?: string, headers?: readonly string[]): boolean {
+  reply(status: number, reason?: string, headers?: readonly string[], body?: { readonly type: string; readonly content: string }): boolean {
     if (this.finalStatus !== 0) return false;
-    if (status < 200) return this.server.respondLocally(status, reason, headers);
+    if (status < 200) return this.server.respondLocally(status, reason, headers, body);
     this.finalStatus = status;
-    const sent = this.server.respondLocally(status, reason, headers);
+    const sent = this.server.respondLocally(status, reason, headers, body);
     this.endSearch();
     this.finalSent();
     return sent;

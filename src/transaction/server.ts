@@ -123,10 +123,10 @@ export abstract class ServerTransaction implements TimerOwner {
   abstract respond(status: number, bytes: Buffer, toTag?: string): boolean;
 
   /** A local response built from the request (§8.2.6); false when not allowed or the request is gone. */
-  respondLocally(status: number, reason?: string, headers?: readonly string[]): boolean {
+  respondLocally(status: number, reason?: string, headers?: readonly string[], body?: { readonly type: string; readonly content: string }): boolean {
     const request = this.request;
     if (request === undefined) return false;
-    const bytes = buildLocalResponse(request, this.source, status, reason, headers);
+    const bytes = buildLocalResponse(request, this.source, status, reason, headers, body);
     return this.respond(status, bytes, !this.key.rfc3261 && status > 100 ? localResponseToTag(request) : undefined);
   }
 

@@ -413,10 +413,34 @@ ${extra.map((l) => `${l}\n`).join('')}Content-Length: 0
     expect(got.msg.vias[1]!.rport).toBe(uac.port);
   });
 
-  it('a stateless reply after the route edited Via and To answers the request as received (§8.2.6.2)', async () => {
+  it("a route cannot edit Via (the core's, §16.6 step 8): it throws and the request gets 500", async () => {
     const callId = unique('edits-');
     route = (ctx) => {
       ctx.msg.insertHeaderBefore('via', 'Via', 'SIP/2.0/UDP 192.0.2.99:5999;branch=z9hG4bKnot-the-sender');
+      return ctx.reply(486, 'Busy Here');
+    };
+    uac.send(invite(callId), port);
+    const got = await uac.next(byCallId(callId));
+    expect(got.msg.status).toBe(500);
+    expect(got.msg.vias).toHaveLength(1);
+    expect(got.msg.topVia!.port).toBe(uac.port);
+  });
+
+  it("a route may lower Max-Forwards but not raise it: 70 set on a request that came with 5 goes out as 4", async () => {
+    const callId = unique('edits-');
+    route = (ctx) => {
+      ctx.msg.setHeader('Max-Forwards', '70');
+      ctx.msg.setRequestUri(`sip:second@127.0.0.1:${pbx.port}`);
+      return ctx.relay();
+    };
+    uac.send(invite(callId).replace('Max-Forwards: 70', 'Max-Forwards: 5'), port);
+    const got = await pbx.next(byCallId(callId));
+    expect(got.msg.maxForwards).toBe(4);
+  });
+
+  it('a stateless reply after the route edited To answers the request as received (§8.2.6.2)', async () => {
+    const callId = unique('edits-');
+    route = (ctx) => {
       ctx.msg.setHeader('To', '<sip:someone-else@192.0.2.99>');
       return ctx.reply(486, 'Busy Here');
     };
