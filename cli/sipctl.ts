@@ -14,6 +14,7 @@ import { registerFlood } from './commands/flood.js';
 import { registerCluster } from './commands/cluster.js';
 import { registerStatus } from './commands/status.js';
 import { registerTop } from './commands/top.js';
+import { registerDialog } from './commands/dialog.js';
 
 export function buildProgram(): Command {
   const program = new Command('sipctl')
@@ -32,6 +33,7 @@ export function buildProgram(): Command {
   registerCluster(program);
   registerStatus(program);
   registerTop(program);
+  registerDialog(program);
   return program;
 }
 

@@ -27,7 +27,7 @@ import { LocalAddresses, sameAddress } from './identity.js';
 import { NameCache, nextHopOf } from './next-hop.js';
 import { InvitePairing } from './pairing.js';
 import { buildLocalReply, localReplyTarget, localToTag } from './reply.js';
-import type { AccessControl, Dispatch, DispatchPick } from './services.js';
+import type { AccessControl, DialogObserver, Dispatch, DispatchPick } from './services.js';
 import { StatefulRelay, type StatefulCore } from './stateful.js';
 import { connectionIdFrom, hostText, ownVia, receivedEdits, RequestDigest, responseTarget, transactionPartOf } from './via.js';
 
@@ -97,6 +97,8 @@ export class ProxyCore implements StatefulCore {
   private forwardTarget: () => Target | undefined = () => undefined;
   /** Transaction-stateful relaying (mode: transaction, or a route's ctx.stateful). */
   readonly stateful: StatefulRelay;
+  /** Dialog tracking (src/dialog/, `dialog.enabled`); undefined when off: no work per message. */
+  dialogs: DialogObserver | undefined = undefined;
 
   constructor(opts: ProxyCoreOptions) {
     this.config = opts.config;
@@ -216,6 +218,9 @@ export class ProxyCore implements StatefulCore {
       return;
     }
     if (msg.method === 'INVITE' && msg.to.tag === undefined) this.counters.initialInvites++;
+    const dialogs = this.dialogs;
+    // A CANCEL is seen here, before a transaction absorbs it: its call ends with the 487.
+    if (dialogs !== undefined && msg.method === 'CANCEL') observe(() => dialogs.request(msg));
     // ACK to one of our own stateless non-2xx replies: absorbed (it ends a transaction that
     // exists only at the sender; §17.1.1.3).
     if (msg.method === 'ACK' && msg.to.tag !== undefined && msg.to.tag.startsWith('sl') && msg.to.tag === localToTag(msg)) {
@@ -225,6 +230,11 @@ export class ProxyCore implements StatefulCore {
     // A retransmission, the ACK of a non-2xx or a CANCEL of a transaction we hold (§17.2.3,
     // §16.10): the transaction answers; the route does not run again.
     if (this.stateful.absorb(msg, inbound, localReplyTarget(top, inbound, admitted))) return;
+    // dialog.max: a new call beyond it is refused before a destination is picked (§21.5.4).
+    if (dialogs !== undefined && msg.method === 'INVITE' && msg.to.tag === undefined && dialogs.full(msg)) {
+      this.replyOrDrop(msg, inbound, 503, 'Service Unavailable', ['Retry-After: 5', 'Warning: 399 sipctl "too many calls (dialog.max)"'], admitted);
+      return;
+    }
     const digest = new RequestDigest(msg);
     if (this.looped(msg, digest)) {
       this.logger.limited('info', 'loop', 'loop detected: the request came back unchanged; answered 482', {
@@ -416,6 +426,10 @@ export class ProxyCore implements StatefulCore {
     // Statefully: not an ACK or a CANCEL (their INVITE's transaction, or the stateless
     // pairing when it has none, takes care of them).
     const stateful = ctx.stateful && msg.method !== 'ACK' && msg.method !== 'CANCEL';
+    const dialogs = this.dialogs;
+    const initialInvite = dialogs !== undefined && msg.method === 'INVITE' && msg.to.tag === undefined;
+    // With dialogs on every call is record-routed, so that its BYE passes here (§16.6 step 4).
+    if (initialInvite) ctx.recordRouteWanted = true;
     // A failover branch is built from the request as it is now, before our per-destination edits.
     const base = stateful ? msg.serialize() : undefined;
     const branch = ctx.branch; // §16.11: from the Via as it came, before received/rport change it
@@ -437,6 +451,10 @@ export class ProxyCore implements StatefulCore {
       if (msg.method === 'INVITE') this.pairing.remember(ctx.transactionKey, target, branch);
       this.transport.send(target, bytes, out);
       this.stats.forwarded++;
+    }
+    if (dialogs !== undefined) {
+      if (initialInvite) observe(() => dialogs.invite(msg, ctx.inbound, target, pick));
+      else if (msg.method !== 'ACK' && msg.method !== 'CANCEL' && msg.to.tag !== undefined) observe(() => dialogs.request(msg));
     }
     if (this.debug) {
       this.logger.debug(stateful ? 'relayed a request statefully' : 'forwarded a request', {
@@ -564,6 +582,8 @@ export class ProxyCore implements StatefulCore {
         return;
       }
     }
+    const dialogs = this.dialogs;
+    if (dialogs !== undefined) observe(() => dialogs.response(msg));
     this.transport.send(target, msg.serialize());
     this.stats.responsesForwarded++;
     this.counters.responsesByClass[(msg.status / 100) | 0]++;
@@ -587,6 +607,12 @@ export class ProxyCore implements StatefulCore {
    */
   replyOrDrop(msg: SipMessage, inbound: Inbound, status: number, reason: string | undefined, headers: readonly string[] | undefined, admitted: boolean): void {
     msg = msg.received; // §8.2.6.2: a reply copies the request as received, not the edits made to it
+    const dialogs = this.dialogs;
+    if (dialogs !== undefined && admitted && status >= 300 && msg.method === 'INVITE') {
+      observe(() => {
+        if (msg.to.tag === undefined) dialogs.refused(msg, inbound, status, reason);
+      });
+    }
     if (msg.method === 'ACK') {
       // §17.1.1.3: an ACK is never answered.
       this.drop(msg, inbound, DropReason.Ack, `an ACK is never answered (would have been ${status} ${reason ?? ''})`);
@@ -683,6 +709,18 @@ export class ProxyCore implements StatefulCore {
         // nothing more to do
       }
     }
+  }
+}
+
+/**
+ * Run a dialog hook: what the dialog module makes of a message (a header it cannot parse)
+ * never changes what happens to the message itself.
+ */
+function observe(f: () => void): void {
+  try {
+    f();
+  } catch {
+    // the message goes on as it would without dialogs
   }
 }
 

@@ -37,7 +37,7 @@ import {
 import type { Inbound, Listener, Target, Transport } from '../transport/types.js';
 import { reasonPhrase } from '../sip/status.js';
 import type { RequestCtx } from './context.js';
-import type { DispatchPick, Dispatch } from './services.js';
+import type { DialogObserver, DispatchPick, Dispatch } from './services.js';
 
 /** What the core gives the seam: how to build a branch's bytes, reply statelessly, reach next hops. */
 export interface StatefulCore {
@@ -46,6 +46,8 @@ export interface StatefulCore {
   readonly dispatch: Dispatch;
   readonly route: Route;
   readonly transport: Transport;
+  /** Dialog tracking, when on (src/dialog/). */
+  readonly dialogs: DialogObserver | undefined;
   /**
    * Our per-destination edits (Record-Route, Path, received/rport, our Via with `branch`) on
    * `msg` for `target`: the bytes to send and the listener they leave from, or why they cannot.
@@ -97,6 +99,16 @@ export class StatefulRelay {
     this.host = {
       onResponse: (ptx, branch, response) => this.onBranchResponse(ptx, branch, response),
       onFailure: (ptx, best, ended) => this.onFailure(ptx, best, ended),
+      onFinal: (ptx, status, reason) => {
+        const dialogs = this.core.dialogs;
+        const request = ptx.request;
+        if (dialogs === undefined || request === undefined || request.method !== 'INVITE') return;
+        try {
+          dialogs.final(request, status, reason);
+        } catch {
+          // the response went upstream whatever the dialog module made of it
+        }
+      },
     };
   }
 
@@ -215,6 +227,14 @@ export class StatefulRelay {
       }
     }
     if (dropped && response.status < 200) return false;
+    const dialogs = this.core.dialogs;
+    if (dialogs !== undefined && response.status < 300) {
+      try {
+        dialogs.response(response);
+      } catch {
+        // relayed as it would be without dialogs
+      }
+    }
     if (response.status > 100) this.core.countResponseRelayed();
     return undefined;
   }
@@ -267,7 +287,18 @@ export class StatefulRelay {
     if (ended.data !== undefined) this.core.dispatch.countFailover?.(ended.data);
     if (pick?.handle !== undefined) relayed.tried.push(pick.handle);
     const added = ptx.addBranch({ target, bytes: prepared.bytes, branch: `${relayed.branch}-${k}`, via: prepared.out, data: pick?.handle, request: msg });
-    if (typeof added !== 'string') this.core.countForwarded();
+    if (typeof added !== 'string') {
+      this.core.countForwarded();
+      const dialogs = this.core.dialogs;
+      const request = ptx.request;
+      if (dialogs !== undefined && request !== undefined) {
+        try {
+          dialogs.retarget(request, target, pick);
+        } catch {
+          // failover goes on
+        }
+      }
+    }
   }
 }
 

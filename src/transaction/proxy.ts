@@ -69,6 +69,8 @@ export interface ProxyTransactionHost {
   onFailure?: FailureHook;
   /** The transaction and all its client transactions have ended; every timer is released. */
   onTerminated?(ptx: ProxyTransaction): void;
+  /** A final failure (≥ 300) went upstream (the best response or a local reply): dialogs end with it. */
+  onFinal?(ptx: ProxyTransaction, status: number, reason: string | undefined): void;
 }
 
 export interface ProxyTransactionInit {
@@ -312,6 +314,7 @@ export class ProxyTransaction implements ServerTransactionUser {
     this.finalStatus = status;
     const sent = this.server.respondLocally(status, reason, headers);
     this.endSearch();
+    this.reportFinal(status, reason);
     return sent;
   }
 
@@ -481,7 +484,17 @@ export class ProxyTransaction implements ServerTransactionUser {
       this.finalStatus = status;
       this.forwardUpstream(best.response);
     }
+    this.reportFinal(this.finalStatus, best.local ? undefined : best.response?.reason);
     for (const b of this.branches) b.response = undefined;
+  }
+
+  private reportFinal(status: number, reason: string | undefined): void {
+    if (status < 300 || this.host?.onFinal === undefined) return;
+    try {
+      this.host.onFinal(this, status, reason);
+    } catch (err) {
+      this.layer.report(err, 'onFinal');
+    }
   }
 
   /** §16.7 steps 3 and 9: our Via off, then out through the server transaction. */
