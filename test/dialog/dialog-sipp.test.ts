@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { controlRequest } from '../../src/control/client.js';
-import { REPO_ROOT } from '../helpers/cli.js';
+import { REPO_ROOT, runCli } from '../helpers/cli.js';
 import { startProxyProcess, type ProxyProcess } from '../helpers/proxy.js';
 import { freePort, RUN_SIPP, runUac, startUas, type Uas } from '../helpers/sipp.js';
 
@@ -167,7 +167,8 @@ describe.skipIf(!RUN_SIPP)('dialogs and CDRs with SIPp calls', () => {
     const down = await freePort();
     await setUp('', [down], '  timerCS: 2\n');
     const caller = runUac({ proxyPort: proxy!.ports.udp!, calls: 1, rate: 1, scenario: SCENARIO('uac_fail.xml'), timeoutS: 4 });
-    await new Promise((res) => setTimeout(res, 700));
+    // Counted from the INVITE on (SIPp takes a moment to start).
+    for (let i = 0; i < 15 && (await activeCalls())[down] === 0; i++) await new Promise((res) => setTimeout(res, 100));
     expect(await activeCalls()).toEqual({ [down]: 1 });
     expect((await liveDialogs()).dialogs[0]!.state).toBe('trying');
     const rows = await cdrs(1, 6000);
@@ -219,6 +220,8 @@ describe.skipIf(!RUN_SIPP)('dialogs and CDRs with SIPp calls', () => {
     await setUp('', [port], '  timeoutS: 1\n');
     const r = await runUac({ proxyPort: proxy!.ports.udp!, calls: 2, rate: 2, scenario: SCENARIO('uac_callee_bye.xml'), timeoutS: 10 });
     expect(r.failed, r.errors).toBe(0);
+    // The PBX got its BYE too (SIPp writes its statistics once a second).
+    for (let i = 0; i < 30 && pbxs[0]!.stats().successful < 2; i++) await new Promise((res) => setTimeout(res, 100));
     expect(pbxs[0]!.stats().successful).toBe(2);
     const rows = await cdrs(2);
     for (const row of rows) {
@@ -238,18 +241,18 @@ describe.skipIf(!RUN_SIPP)('dialogs and CDRs with SIPp calls', () => {
       listed = (await liveDialogs()).dialogs[0];
     }
     expect(listed?.state).toBe('confirmed');
-    const text = await proxy!.cli(['dialog', 'list']);
+    const text = await runCli(['dialog', 'list', '--control', proxy!.control]);
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/confirmed/);
     expect(text.stdout).toContain(`sip:127.0.0.1:${port}`);
-    const ended = await proxy!.cli(['dialog', 'end', String(listed!.id)]);
+    const ended = await runCli(['dialog', 'end', String(listed!.id), '--control', proxy!.control]);
     expect(ended.code, ended.stderr).toBe(0);
     const r = await call;
     expect(r.failed, r.errors).toBe(0);
     expect(r.successful).toBe(1);
     const rows = await cdrs(1);
     expect(rows[0]).toMatchObject({ ended_by: 'admin', code: 200 });
-    const again = await proxy!.cli(['dialog', 'end', String(listed!.id)]);
+    const again = await runCli(['dialog', 'end', String(listed!.id), '--control', proxy!.control]);
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/no live dialog has id/);
   });
