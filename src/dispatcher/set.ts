@@ -38,6 +38,8 @@ export class DestinationSet {
    * destination, in the order of `active`.
    */
   private activeSeeds: Uint32Array = new Uint32Array(0);
+  /** Every destination's seed, in the order of `destinations` (hashed once, not on each rebuild). */
+  private readonly seeds: Uint32Array;
   private activeWeights: Float64Array = new Float64Array(0);
 
   /** Algorithm 11: slots over the active destinations, proportional to rweight. */
@@ -50,6 +52,7 @@ export class DestinationSet {
     order.sort((a, b) => b.d.priority - a.d.priority || a.d.id - b.d.id);
     this.destinations = order.map((o) => o.d);
     for (const o of order) this.byUri.set(o.u, o.d);
+    this.seeds = Uint32Array.from(this.destinations, (d) => hashString(d.key));
     const counts = weightSlotCounts(this.destinations.map((d) => d.attrs.weight ?? 0));
     this.weightBase = counts === undefined ? undefined : interleave(counts);
     this.rebuild();
@@ -71,8 +74,15 @@ export class DestinationSet {
     this.active = all.filter((d) => d.state === 'active');
     // Hashing weight: the `weight` attribute when any destination of the set has one (absent
     // or 0 then counts as 1), else 1 for all.
-    this.activeSeeds = Uint32Array.from(this.active, (d) => hashString(d.key));
-    this.activeWeights = Float64Array.from(this.active, (d) => Math.max(1, d.attrs.weight ?? 1));
+    const m = this.active.length;
+    this.activeSeeds = new Uint32Array(m);
+    this.activeWeights = new Float64Array(m);
+    for (let i = 0, k = 0; i < n; i++) {
+      const d = all[i]!;
+      if (d.state !== 'active') continue;
+      this.activeSeeds[k] = this.seeds[i]!;
+      this.activeWeights[k++] = Math.max(1, d.attrs.weight ?? 1);
+    }
 
     // Algorithm 9 keeps Kamailio's fixed percentages: a slot whose destination is down goes
     // to the next active destination in set order (Kamailio: "find next active"), so only
