@@ -97,8 +97,7 @@ export class StatefulRelay {
         core.logger.limited('error', 'transaction.error', 'a transaction callback failed', { where, error: err instanceof Error ? err.message : String(err) }),
     });
     this.host = {
-      onResponse: (ptx, branch, response) => this.onBranchResponse(ptx, branch, response),
-      onFailure: (ptx, best, ended) => this.onFailure(ptx, best, ended),
+      // Dialogs (src/dialog/): an INVITE's final failure upstream ends its call.
       onFinal: (ptx, status, reason) => {
         const dialogs = this.core.dialogs;
         const request = ptx.request;
@@ -109,6 +108,8 @@ export class StatefulRelay {
           // the response went upstream whatever the dialog module made of it
         }
       },
+      onResponse: (ptx, branch, response) => this.onBranchResponse(ptx, branch, response),
+      onFailure: (ptx, best, ended) => this.onFailure(ptx, best, ended),
     };
   }
 
@@ -272,7 +273,17 @@ export class StatefulRelay {
       ptx.reply(500, 'Server Internal Error');
       return;
     }
+    const branches = ptx.branches.length;
     this.addBranch(ptx, relayed, ended, decision.target, decision.pick);
+    // Failover: the call (dialog) moves to the new destination, and its call-load count with it.
+    const dialogs = this.core.dialogs;
+    if (dialogs !== undefined && ptx.branches.length > branches) {
+      try {
+        dialogs.retarget(request, decision.target, decision.pick);
+      } catch {
+        // failover goes on
+      }
+    }
   }
 
   /** A further branch for the transaction, to `target` (failover). */
@@ -287,18 +298,7 @@ export class StatefulRelay {
     if (ended.data !== undefined) this.core.dispatch.countFailover?.(ended.data);
     if (pick?.handle !== undefined) relayed.tried.push(pick.handle);
     const added = ptx.addBranch({ target, bytes: prepared.bytes, branch: `${relayed.branch}-${k}`, via: prepared.out, data: pick?.handle, request: msg });
-    if (typeof added !== 'string') {
-      this.core.countForwarded();
-      const dialogs = this.core.dialogs;
-      const request = ptx.request;
-      if (dialogs !== undefined && request !== undefined) {
-        try {
-          dialogs.retarget(request, target, pick);
-        } catch {
-          // failover goes on
-        }
-      }
-    }
+    if (typeof added !== 'string') this.core.countForwarded();
   }
 }
 

@@ -312,9 +312,9 @@ export class ProxyTransaction implements ServerTransactionUser {
     if (this.finalStatus !== 0) return false;
     if (status < 200) return this.server.respondLocally(status, reason, headers);
     this.finalStatus = status;
+    this.reportFinal(status, reason);
     const sent = this.server.respondLocally(status, reason, headers);
     this.endSearch();
-    this.reportFinal(status, reason);
     return sent;
   }
 
