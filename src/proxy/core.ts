@@ -557,6 +557,10 @@ export class ProxyCore implements StatefulCore {
       this.drop(msg, inbound, DropReason.Unroutable, `its next Via cannot be reached (${next.transport} ${next.host})`);
       return;
     }
+    // Dialogs read the response before our edits: reading header values of an edited message
+    // is far slower (measured: 1,000 calls/s failed with the read after removeTopVia).
+    const dialogs = this.dialogs;
+    if (dialogs !== undefined) observe(() => dialogs.response(msg));
     msg.removeTopVia();
     if (this.route.reply !== undefined) {
       let dropped: string | undefined;
@@ -582,8 +586,6 @@ export class ProxyCore implements StatefulCore {
         return;
       }
     }
-    const dialogs = this.dialogs;
-    if (dialogs !== undefined) observe(() => dialogs.response(msg));
     this.transport.send(target, msg.serialize());
     this.stats.responsesForwarded++;
     this.counters.responsesByClass[(msg.status / 100) | 0]++;
