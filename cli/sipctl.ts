@@ -15,6 +15,7 @@ import { registerCluster } from './commands/cluster.js';
 import { registerStatus } from './commands/status.js';
 import { registerTop } from './commands/top.js';
 import { registerRoute } from './commands/route.js';
+import { registerDialog } from './commands/dialog.js';
 
 export function buildProgram(): Command {
   const program = new Command('sipctl')
@@ -34,6 +35,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerTop(program);
   registerRoute(program);
+  registerDialog(program);
   return program;
 }
 

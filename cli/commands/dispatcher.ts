@@ -273,6 +273,7 @@ async function dumpCommand(opts: ControlOption & JsonOption): Promise<void> {
         d.probeFailures ?? '-',
         d.timeouts ?? '-',
         d.failovers ?? '-',
+        d.activeCalls ?? '-',
         d.targets.map(targetText).join(' ') || '-',
         d.stateReason,
       ]);
@@ -283,9 +284,9 @@ async function dumpCommand(opts: ControlOption & JsonOption): Promise<void> {
     return;
   }
   printTable(
-    ['set', 'destination', 'state', 'priority', 'requests', 'last min', 'last probe', 'probe ms last / avg', 'probe fails', 'timeouts', 'failovers', 'targets', 'why'],
+    ['set', 'destination', 'state', 'priority', 'requests', 'last min', 'last probe', 'probe ms last / avg', 'probe fails', 'timeouts', 'failovers', 'calls', 'targets', 'why'],
     rows,
-    { align: ['right', 'left', 'left', 'right', 'right', 'right', 'left', 'right', 'right', 'right', 'right', 'left', 'left'] },
+    { align: ['right', 'left', 'left', 'right', 'right', 'right', 'left', 'right', 'right', 'right', 'right', 'right', 'left', 'left'] },
   );
   printLine(`the proxy holds ${plural(total, 'destination', 'destinations')} in ${plural(dump.sets.length, 'set', 'sets')}`);
 }

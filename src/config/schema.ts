@@ -119,6 +119,31 @@ export interface ProxyConfig {
   capture: { hep: string | undefined; id: number };
   /** A routing script of the user's own (README "Writing routes"). */
   route: RouteConfig;
+  /** Dialog tracking (src/dialog/, README "Dialogs and CDRs"); off by default. */
+  dialog: DialogSettings;
+  /** Call detail records, written while dialogs are tracked. */
+  cdr: CdrSettings;
+}
+
+export interface DialogSettings {
+  enabled: boolean;
+  /** A confirmed dialog ends (BYE to both ends) this long after its last refresh (Kamailio's default_timeout). */
+  timeoutS: number;
+  /** Most calls tracked at once; a new INVITE beyond gets 503. */
+  max: number;
+  /** An early dialog that never completes ends after this long (Timer C, RFC 3261 §16.8). */
+  timerCS: number;
+}
+
+export interface CdrSettings {
+  /** Write a `cdr` row per call while dialogs are tracked. */
+  enabled: boolean;
+  /** Rows are written in one transaction per this interval: what a crash can lose. */
+  flushMs: number;
+  /** Rows older than this are deleted in the background; 0 keeps them forever. */
+  keepDays: number;
+  /** Rows waiting for the next flush, at most; beyond, rows are dropped and counted. */
+  maxQueue: number;
 }
 
 export interface FloodConfig {
@@ -181,6 +206,8 @@ export function defaultConfig(): ProxyConfig {
     metrics: { listen: undefined },
     capture: { hep: undefined, id: 2001 },
     route: { file: undefined, slowMs: 50, asyncTimeoutMs: 5_000 },
+    dialog: { enabled: false, timeoutS: 43_200, max: 100_000, timerCS: 180 },
+    cdr: { enabled: true, flushMs: 1000, keepDays: 90, maxQueue: 100_000 },
   };
 }
 
@@ -261,7 +288,7 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   if (!isObj(input)) throw usageError('E_CONFIG_BAD_FILE', `config${where ? ' ' + where : ''}: expected a mapping of options at the top level`);
   checkKeys(
     input,
-    ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'initialRoutes', 'log', 'acl', 'dispatcher', 'tcp', 'mode', 'transaction', 'pairing', 'flood', 'cluster', 'metrics', 'capture', 'route'],
+    ['listen', 'aliases', 'advertise', 'db', 'control', 'forward', 'recordRoute', 'initialRoutes', 'log', 'acl', 'dispatcher', 'tcp', 'mode', 'transaction', 'pairing', 'flood', 'cluster', 'metrics', 'capture', 'route', 'dialog', 'cdr'],
     '',
   );
   const c: ProxyConfig = structuredClone(base);
@@ -405,6 +432,24 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   if (input.cluster !== undefined) c.cluster = clusterConfig(input.cluster, c.cluster);
   if (input.route !== undefined) c.route = routeConfig(input.route, c.route);
   applyObservability(c, input);
+  if (input.dialog !== undefined) {
+    const d = input.dialog;
+    if (!isObj(d)) bad('dialog', 'expected a mapping, e.g. { enabled: true }');
+    checkKeys(d, ['enabled', 'timeoutS', 'max', 'timerCS'], 'dialog.');
+    if (d.enabled !== undefined) c.dialog.enabled = bool(d.enabled, 'dialog.enabled');
+    if (d.timeoutS !== undefined) c.dialog.timeoutS = int(d.timeoutS, 'dialog.timeoutS', 1, 604_800);
+    if (d.max !== undefined) c.dialog.max = int(d.max, 'dialog.max', 1, 10_000_000);
+    if (d.timerCS !== undefined) c.dialog.timerCS = int(d.timerCS, 'dialog.timerCS', 1, 3_600);
+  }
+  if (input.cdr !== undefined) {
+    const k = input.cdr;
+    if (!isObj(k)) bad('cdr', 'expected a mapping, e.g. { flushMs: 1000, keepDays: 90 }');
+    checkKeys(k, ['enabled', 'flushMs', 'keepDays', 'maxQueue'], 'cdr.');
+    if (k.enabled !== undefined) c.cdr.enabled = bool(k.enabled, 'cdr.enabled');
+    if (k.flushMs !== undefined) c.cdr.flushMs = int(k.flushMs, 'cdr.flushMs', 10, 60_000);
+    if (k.keepDays !== undefined) c.cdr.keepDays = int(k.keepDays, 'cdr.keepDays', 0, 36_500);
+    if (k.maxQueue !== undefined) c.cdr.maxQueue = int(k.maxQueue, 'cdr.maxQueue', 1, 10_000_000);
+  }
   return c;
 }
 

@@ -1,6 +1,6 @@
 /**
  * Selection algorithms, by name or by Kamailio's ds_select_dst() number. Numbers Kamailio
- * defines but sipctl does not implement (5 auth username, 7 PV hash, 10 call load,
+ * defines but sipctl does not implement (5 auth username, 7 PV hash,
  * 12 parallel, 13 latency) are refused with a clear message instead of Kamailio's silent
  * "first entry" fallback.
  */
@@ -15,7 +15,8 @@ export type Algorithm =
   | 'random'
   | 'priority'
   | 'weight'
-  | 'relative-weight';
+  | 'relative-weight'
+  | 'call-load';
 
 /** Kamailio dispatcher algorithm number → name. */
 export const ALGORITHM_NUMBERS: ReadonlyMap<number, Algorithm> = new Map<number, Algorithm>([
@@ -27,6 +28,7 @@ export const ALGORITHM_NUMBERS: ReadonlyMap<number, Algorithm> = new Map<number,
   [6, 'random'],
   [8, 'priority'],
   [9, 'weight'],
+  [10, 'call-load'],
   [11, 'relative-weight'],
 ]);
 
@@ -37,7 +39,6 @@ const BY_NAME: ReadonlyMap<string, Algorithm> = new Map(ALGORITHMS.map((a) => [a
 const UNSUPPORTED: ReadonlyMap<number, string> = new Map([
   [5, 'hash over the authorization username'],
   [7, 'hash over a PV string'],
-  [10, 'call load distribution'],
   [12, 'parallel forking'],
   [13, 'latency-based'],
 ]);

@@ -38,6 +38,8 @@ export interface DumpDestination {
   failovers: number;
   /** Branches to it that timed out (transaction mode). */
   timeouts: number;
+  /** Calls (dialogs) on it now; 0 unless dialog tracking is on (call-load, algorithm 10). */
+  activeCalls: number;
   stateSince: string;
   stateReason: string;
 }
@@ -94,6 +96,7 @@ export function dumpSets(
             probeFailures: d.stats.probeFailures,
             failovers: d.stats.failovers,
             timeouts: d.stats.timeouts,
+            activeCalls: d.stats.calls.active,
             stateSince: iso(d.stats.stateSince),
             stateReason: d.stats.stateReason,
           };

@@ -10,6 +10,12 @@ import { hashString, hashUri, rehash } from './hash.js';
 import { interleave, relativeWeightSlotCounts, weightSlotCounts } from './slots.js';
 import type { Destination, SelectionKey } from './types.js';
 
+/** `maxload` set (above 0) and reached (see sets.ts atMaxLoad; here to avoid an import cycle). */
+function atMaxLoad(d: Destination): boolean {
+  const max = d.attrs.maxload;
+  return max !== undefined && max > 0 && d.stats.calls.active >= max;
+}
+
 export class DestinationSet {
   readonly setid: number;
   /** Highest priority first, then by id (Kamailio orders a set by priority, highest first). */
@@ -26,6 +32,16 @@ export class DestinationSet {
   private weightSlots: Destination[] = [];
   private weightCursor = 0;
 
+  /**
+   * Hash algorithms 0-3 (weighted rendezvous hashing): each destination's seed (a hash of its
+   * identity, so it does not depend on its place in the set) and its weight, per active
+   * destination, in the order of `active`.
+   */
+  private activeSeeds: Uint32Array = new Uint32Array(0);
+  /** Every destination's seed, in the order of `destinations` (hashed once, not on each rebuild). */
+  private readonly seeds: Uint32Array;
+  private activeWeights: Float64Array = new Float64Array(0);
+
   /** Algorithm 11: slots over the active destinations, proportional to rweight. */
   private rweightSlots: Destination[] = [];
   private rweightCursor = 0;
@@ -36,6 +52,7 @@ export class DestinationSet {
     order.sort((a, b) => b.d.priority - a.d.priority || a.d.id - b.d.id);
     this.destinations = order.map((o) => o.d);
     for (const o of order) this.byUri.set(o.u, o.d);
+    this.seeds = Uint32Array.from(this.destinations, (d) => hashString(d.key));
     const counts = weightSlotCounts(this.destinations.map((d) => d.attrs.weight ?? 0));
     this.weightBase = counts === undefined ? undefined : interleave(counts);
     this.rebuild();
@@ -55,6 +72,17 @@ export class DestinationSet {
     const all = this.destinations;
     const n = all.length;
     this.active = all.filter((d) => d.state === 'active');
+    // Hashing weight: the `weight` attribute when any destination of the set has one (absent
+    // or 0 then counts as 1), else 1 for all.
+    const m = this.active.length;
+    this.activeSeeds = new Uint32Array(m);
+    this.activeWeights = new Float64Array(m);
+    for (let i = 0, k = 0; i < n; i++) {
+      const d = all[i]!;
+      if (d.state !== 'active') continue;
+      this.activeSeeds[k] = this.seeds[i]!;
+      this.activeWeights[k++] = Math.max(1, d.attrs.weight ?? 1);
+    }
 
     // Algorithm 9 keeps Kamailio's fixed percentages: a slot whose destination is down goes
     // to the next active destination in set order (Kamailio: "find next active"), so only
@@ -117,6 +145,9 @@ export class DestinationSet {
         this.weightCursor = (this.weightCursor + 1) % slots.length;
         return d;
       }
+      case 'call-load':
+      case 10:
+        return this.leastLoaded();
       case 'relative-weight':
       case 11: {
         const slots = this.rweightSlots;
@@ -132,14 +163,55 @@ export class DestinationSet {
   }
 
   /**
-   * Hash over all destinations, so a key keeps its destination while that one is up;
-   * only when it is not active is the key re-hashed over the active ones. So when a
-   * destination goes down only its keys move, and they come back when it does.
+   * Weighted rendezvous hashing (highest random weight): every active destination scores the
+   * key with -weight / ln(u), u a uniform draw from (key hash, destination seed); the highest
+   * score wins. A key's winner changes only when the winner goes (then the key goes to its
+   * runner-up, which is any other destination with probability proportional to its weight)
+   * or when a destination comes that outscores it (it takes its weight's share from every
+   * other one). Kamailio re-hashes a down destination's keys onto one neighbour instead.
+   * O(active destinations) per pick, no allocation.
    */
   private byHash(h: number): Destination {
-    const d = this.destinations[h % this.destinations.length]!;
-    if (d.state === 'active') return d;
-    return this.active[rehash(h) % this.active.length]!;
+    const seeds = this.activeSeeds;
+    const weights = this.activeWeights;
+    let best = 0;
+    let bestScore = -Infinity;
+    for (let i = 0; i < seeds.length; i++) {
+      // u in (0, 1): never 0 or 1, so ln(u) is finite and negative.
+      const u = (rehash((h ^ seeds[i]!) >>> 0) + 0.5) / 4294967296;
+      const score = -weights[i]! / Math.log(u);
+      if (score > bestScore) {
+        bestScore = score;
+        best = i;
+      }
+    }
+    return this.active[best]!;
+  }
+
+  /**
+   * Algorithm 10 (Kamailio's call load): the active destination with the fewest calls
+   * relative to its `maxload`; one at its maxload is skipped (null when all are). A
+   * destination without maxload (or 0) is unlimited: its calls count against the largest
+   * maxload of the set (1 when none has one), so unlimited and limited ones share sensibly.
+   * Ties go to the first in set order (priority). O(active destinations).
+   */
+  private leastLoaded(): Destination | null {
+    const active = this.active;
+    let cap = 1;
+    for (const d of active) if ((d.attrs.maxload ?? 0) > cap) cap = d.attrs.maxload!;
+    let best: Destination | null = null;
+    let bestLoad = Infinity;
+    for (const d of active) {
+      const max = d.attrs.maxload ?? 0;
+      const calls = d.stats.calls.active;
+      if (max > 0 && calls >= max) continue;
+      const load = calls / (max > 0 ? max : cap);
+      if (load < bestLoad) {
+        bestLoad = load;
+        best = d;
+      }
+    }
+    return best;
   }
 
   /**
@@ -150,7 +222,7 @@ export class DestinationSet {
     const first = this.pick(algorithm, key);
     if (first === null) return [];
     const out = [first];
-    for (const d of this.active) if (d !== first) out.push(d);
+    for (const d of this.active) if (d !== first && !atMaxLoad(d)) out.push(d);
     return out;
   }
 }

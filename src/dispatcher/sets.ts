@@ -44,6 +44,12 @@ export function initialState(flags: number): { state: DestinationState; reason: 
   return { state: 'active', reason: 'loaded' };
 }
 
+/** `maxload` set (above 0) and reached: no more calls for now. 0 or absent: unlimited. */
+export function atMaxLoad(d: Destination): boolean {
+  const max = d.attrs.maxload;
+  return max !== undefined && max > 0 && d.stats.calls.active >= max;
+}
+
 export class DispatcherSets {
   private readonly sets: Map<number, DestinationSet>;
   private readonly keyed: Map<string, Destination>;
@@ -101,6 +107,7 @@ export class DispatcherSets {
             probeFailures: 0,
             failovers: 0,
             timeouts: 0,
+            calls: { active: 0 },
             sentHistory: new Float64Array(SENT_HISTORY_SLOTS),
             stateSince: now,
             stateReason: init.reason,
@@ -192,6 +199,8 @@ export class DispatcherSets {
     if (set === undefined) return null;
     for (const d of set.destinations) {
       if (d.state !== 'active' || tried.includes(d)) continue;
+      // A destination at its maxload takes no more calls, failover included (call-load).
+      if (atMaxLoad(d)) continue;
       d.stats.requestsSent++;
       return d;
     }

@@ -83,6 +83,12 @@ export interface DestinationStats {
    * SentRateSampler, off the per-message path); shared, like the rest, across reloads.
    */
   sentHistory: Float64Array;
+  /**
+   * Calls (dialogs) now on this destination: up when a dialog is created for a request sent
+   * here, down on every way it ends (src/dialog/). One object shared by every copy of the
+   * stats across reloads, so a call that began before a reload is taken off the same count.
+   */
+  calls: { active: number };
   /** Epoch milliseconds of the last state change (or of the first load). */
   stateSince: number;
   stateReason: string;

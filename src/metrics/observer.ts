@@ -136,6 +136,16 @@ export function messagesReceived(t: TransportStats): number {
   return t.udpDatagramsIn - t.udpProbesDropped + t.tcpMessagesIn;
 }
 
+/** What dialog tracking reports (status, /metrics). */
+export interface DialogStats {
+  active: number;
+  created: number;
+  ended: Record<string, number>;
+  cdrWritten: number;
+  cdrDropped: number;
+  cdrQueued: number;
+}
+
 export class Observability {
   readonly version = sipctlVersion();
   readonly startedAt = Date.now();
@@ -164,6 +174,9 @@ export class Observability {
     if (this.timer !== undefined) clearInterval(this.timer);
     this.timer = undefined;
   }
+
+  /** Dialog tracking's counters (src/dialog/), when `dialog.enabled`. */
+  dialogSource: (() => DialogStats) | undefined = undefined;
 
   /** The transaction layer's hook: from now on its counters are in `status` and /metrics. */
   setTransactionSource(source: TransactionSource): void {

@@ -215,6 +215,9 @@ export function createRegistry(obs: Observability, opts: RegistryOptions = {}): 
     dl,
     (emit) => each(emit, (d) => d.stats.failovers),
   );
+  gauge(registry, 'sipctl_dispatcher_destination_active_calls', 'calls (dialogs) on the destination now; 0 unless dialog.enabled', dl, (emit) =>
+    each(emit, (d) => d.stats.calls.active),
+  );
   gauge(registry, 'sipctl_dispatcher_set_destinations', 'destinations in the set', ['set'], (emit) => {
     for (const s of obs.setSummaries()) emit({ set: String(s.setid) }, s.destinations);
   });
@@ -248,6 +251,18 @@ export function createRegistry(obs: Observability, opts: RegistryOptions = {}): 
       emit({ result: 'sent' }, s.sent);
       emit({ result: 'dropped' }, s.dropped);
     });
+  }
+
+  // ---- dialogs and CDRs (dialog.enabled)
+  if (obs.dialogSource !== undefined) {
+    const dialogs = obs.dialogSource;
+    gauge(registry, 'sipctl_dialogs', 'calls (dialogs) tracked now', [], (emit) => emit(undefined, dialogs().active));
+    counter(registry, 'sipctl_dialogs_created_total', 'calls (dialogs) created by an initial INVITE', [], (emit) => emit(undefined, dialogs().created));
+    counter(registry, 'sipctl_dialogs_ended_total', 'calls ended, by who or what ended them', ['by'], (emit) => {
+      for (const [by, n] of Object.entries(dialogs().ended)) emit({ by }, n);
+    });
+    counter(registry, 'sipctl_cdr_written_total', 'call records written to the cdr table', [], (emit) => emit(undefined, dialogs().cdrWritten));
+    counter(registry, 'sipctl_cdr_dropped_total', 'call records dropped (queue full, cdr.maxQueue)', [], (emit) => emit(undefined, dialogs().cdrDropped));
   }
 
   // ---- transactions: registered by the transaction layer (Observability.setTransactionSource)

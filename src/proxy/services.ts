@@ -4,7 +4,8 @@
  * whole on reload behind these interfaces, so the core never holds a stale table.
  */
 import type { AddressMatch } from '../route/api.js';
-import type { Target } from '../transport/types.js';
+import type { SipMessage } from '../sip/message.js';
+import type { Inbound, Target } from '../transport/types.js';
 
 export interface AccessControl {
   /** Longest-prefix match of the source in the given groups (null = any group). */
@@ -52,6 +53,8 @@ export interface Dispatch {
   markAnswered?(handle: unknown): void;
   /** The destination's URI, for logs and failure hooks. */
   describe?(handle: unknown): string;
+  /** The destination's active-call counter (call-load, algorithm 10), shared across reloads. */
+  callCounter?(handle: unknown): { active: number } | undefined;
 }
 
 export const NO_ACL: AccessControl = { match: () => null };
@@ -61,3 +64,24 @@ export const NO_DISPATCH: Dispatch = {
   isNextHop: () => false,
   handleProbeResponse: () => false,
 };
+
+/**
+ * Dialog tracking (src/dialog/), seen from the core: hooks where requests and responses
+ * pass. Undefined when `dialog.enabled` is off: then the core does nothing more per message.
+ */
+export interface DialogObserver {
+  /** No room for one more call (`dialog.max`): a new initial INVITE gets 503. */
+  full(msg: SipMessage): boolean;
+  /** An initial INVITE was sent to `target` (statelessly, or as a transaction's first branch). */
+  invite(msg: SipMessage, inbound: Inbound, target: Target, pick: DispatchPick | undefined): void;
+  /** An initial INVITE from an admitted source that we answered ourselves with a final failure. */
+  refused(msg: SipMessage, inbound: Inbound, status: number, reason: string | undefined): void;
+  /** A CANCEL that arrived, or an in-dialog request that was relayed (BYE, re-INVITE, UPDATE ...). */
+  request(msg: SipMessage): void;
+  /** A response to an INVITE on its way upstream (stateless), or a 1xx / 2xx a transaction relays. */
+  response(msg: SipMessage): void;
+  /** Transaction mode: the final response sent upstream for an INVITE transaction. */
+  final(request: SipMessage, status: number, reason: string | undefined): void;
+  /** Transaction mode failover: the INVITE goes on to another destination. */
+  retarget(request: SipMessage, target: Target, pick: DispatchPick | undefined): void;
+}

@@ -39,7 +39,7 @@ import { reasonPhrase } from '../sip/status.js';
 import { replyDecision, type RequestCtx } from './context.js';
 import { CORE_HEADERS } from './guarded.js';
 import { ResponseCtx } from './response-context.js';
-import type { DispatchPick, Dispatch } from './services.js';
+import type { DialogObserver, DispatchPick, Dispatch } from './services.js';
 
 /** What the core gives the seam: how to build a branch's bytes, reply statelessly, reach next hops. */
 export interface StatefulCore {
@@ -48,6 +48,8 @@ export interface StatefulCore {
   readonly dispatch: Dispatch;
   readonly route: Route;
   readonly transport: Transport;
+  /** Dialog tracking, when on (src/dialog/). */
+  readonly dialogs: DialogObserver | undefined;
   /**
    * Our per-destination edits (Record-Route, Path, received/rport, our Via with `branch`) on
    * `msg` for `target`: the bytes to send and the listener they leave from, or why they cannot.
@@ -103,6 +105,17 @@ export class StatefulRelay {
         core.logger.limited('error', 'transaction.error', 'a transaction callback failed', { where, error: err instanceof Error ? err.message : String(err) }),
     });
     this.host = {
+      // Dialogs (src/dialog/): an INVITE's final failure upstream ends its call.
+      onFinal: (ptx, status, reason) => {
+        const dialogs = this.core.dialogs;
+        const request = ptx.request;
+        if (dialogs === undefined || request === undefined || request.method !== 'INVITE') return;
+        try {
+          dialogs.final(request, status, reason);
+        } catch {
+          // the response went upstream whatever the dialog module made of it
+        }
+      },
       onResponse: (ptx, branch, response) => this.onBranchResponse(ptx, branch, response),
       onFailure: (ptx, best, ended) => this.onFailure(ptx, best, ended),
       // The search is over: a transaction lives on for up to 32 s after it (RFC 6026
@@ -302,6 +315,14 @@ export class StatefulRelay {
       dropped = rctx.dropped !== undefined;
     }
     if (dropped && response.status < 200) return false;
+    const dialogs = this.core.dialogs;
+    if (dialogs !== undefined && response.status < 300) {
+      try {
+        dialogs.response(response);
+      } catch {
+        // relayed as it would be without dialogs
+      }
+    }
     if (response.status > 100) this.core.countResponseRelayed();
     return undefined;
   }
@@ -340,7 +361,17 @@ export class StatefulRelay {
       ptx.reply(500, 'Server Internal Error');
       return;
     }
+    const branches = ptx.branches.length;
     this.addBranch(ptx, relayed, ended, decision.target, decision.pick);
+    // Failover: the call (dialog) moves to the new destination, and its call-load count with it.
+    const dialogs = this.core.dialogs;
+    if (dialogs !== undefined && ptx.branches.length > branches) {
+      try {
+        dialogs.retarget(request, decision.target, decision.pick);
+      } catch {
+        // failover goes on
+      }
+    }
   }
 
   /** A further branch for the transaction, to `target` (failover). */

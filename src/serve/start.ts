@@ -6,6 +6,8 @@
  * This is the only place that knows every part; the parts know only their interfaces.
  */
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
+import { CdrWriter, DialogTracker, dialogControlHandlers } from '../dialog/index.js';
 import { AddressTableHolder } from '../acl/load.js';
 import { HepMirror } from '../capture/index.js';
 import type { ProxyConfig } from '../config/schema.js';
@@ -169,6 +171,7 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
       },
       markAnswered: (handle) => dispatcher.current.markAnswered(handle as Destination),
       describe: (handle) => (handle as Destination).uri,
+      callCounter: (handle) => (handle as Destination).stats.calls,
       // Kamailio's ds_is_from_list: address and port (port 0: any, for TCP peers).
       isNextHop: (address, port) => dispatcher.isNextHop(address, port),
       handleProbeResponse: (branch, status) => isProbeBranch(branch) && prober !== undefined && prober.handleResponse(branch, status),
@@ -203,6 +206,44 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
         logger.error('a route event hook threw', { event: up ? 'destinationUp' : 'destinationDown', uri: c.uri, error: err instanceof Error ? (err.stack ?? err.message) : String(err) });
       }
     };
+
+    // ---- dialogs and CDRs (dialog.enabled; off: the core has no dialog hook at all)
+    let dialogs: DialogTracker | undefined;
+    let cdrWriter: CdrWriter | undefined;
+    if (config.dialog.enabled) {
+      if (config.cdr.enabled) {
+        const firstPort = /:([0-9]+)$/.exec(config.listen[0] ?? '')?.[1] ?? '5060';
+        cdrWriter = new CdrWriter({
+          write: (fn) => store.write((t) => fn(t.cdr)),
+          prune: (before) => store.cdr.prune(before),
+          node: config.cluster.node ?? `${hostname()}:${firstPort}`,
+          flushMs: config.cdr.flushMs,
+          keepDays: config.cdr.keepDays,
+          maxQueue: config.cdr.maxQueue,
+          logger,
+        });
+        const writer = cdrWriter;
+        // Closers run in reverse: this one runs before the store's, so queued rows are written.
+        closers.push(() => writer.close());
+      }
+      const writer = cdrWriter;
+      dialogs = new DialogTracker({
+        config: config.dialog,
+        clock: systemClock,
+        onEnd: writer === undefined ? undefined : (r) => writer.add(r),
+        counterOf: (pick) => (pick.handle === undefined ? undefined : dispatch.callCounter?.(pick.handle)),
+        send: (target, bytes) => core.transport.send(target, bytes),
+        via: (target) => {
+          const l = core.transport.listenerFor(target) ?? core.transport.listeners[0]!;
+          const pub = core.publicAddress(l);
+          return `SIP/2.0/${l.protocol === 'tcp' ? 'TCP' : 'UDP'} ${pub.host}:${pub.port}`;
+        },
+      });
+      core.dialogs = dialogs;
+      const tracker = dialogs;
+      closers.push(() => tracker.clear());
+      logger.info('dialog tracking on', { max: config.dialog.max, timeoutS: config.dialog.timeoutS, cdr: config.cdr.enabled, flushMs: config.cdr.flushMs });
+    }
 
     // ---- compile the hot path before the first real call (see warm-up.ts)
     try {
@@ -341,6 +382,18 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
       capture: capture === undefined ? undefined : { collector: config.capture.hep!, stats: () => capture!.stats() },
       reloads,
     });
+    if (dialogs !== undefined) {
+      const tracker = dialogs;
+      const writer = cdrWriter;
+      observability.dialogSource = () => ({
+        active: tracker.size,
+        created: tracker.stats.created,
+        ended: tracker.stats.ended,
+        cdrWritten: writer?.stats.written ?? 0,
+        cdrDropped: writer?.stats.dropped ?? 0,
+        cdrQueued: writer?.pending ?? 0,
+      });
+    }
     observability.start();
     closers.push(() => observability.stop());
     // Transactions (mode: transaction, or routes that relay statefully): counted from the layer.
@@ -382,6 +435,7 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
           return summary;
         },
         ...floodControlHandlers(floodGuard),
+        ...dialogControlHandlers(dialogs),
         status: () => observability.status(),
         // `sipctl route reload`: the new module is loaded beside the old one and swapped in by
         // one assignment; a module that fails keeps the old one (the error goes back to the CLI).

@@ -34,4 +34,5 @@ export type { Sql, SqlParam, Dialect, TransactionMode } from './sql.js';
 export type { PgConnectionOptions } from './postgres.js';
 export { AddressRepository, describeAddress, type AddressRow, type NewAddress } from './address.js';
 export { DispatcherRepository, type DispatcherRow, type NewDestination } from './dispatcher.js';
+export { CdrRepository, type CdrRow, type NewCdr, type CdrQuery } from './cdr.js';
 export { TableVersionRepository, LOADED_TABLES, isLoadedTable, type LoadedTable, type TableVersion } from './versions.js';

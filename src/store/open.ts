@@ -17,6 +17,7 @@ import type { Database } from 'better-sqlite3';
 import type pg from 'pg';
 import { SipctlError } from '../errors.js';
 import { AddressRepository } from './address.js';
+import { CdrRepository } from './cdr.js';
 import { DispatcherRepository } from './dispatcher.js';
 import { messageOf } from './errors.js';
 import { checkPostgresUrl, describeLocation, isPostgresUrl, type StoreKind } from './location.js';
@@ -52,6 +53,7 @@ export interface StoreTables {
   readonly address: AddressRepository;
   readonly dispatcher: DispatcherRepository;
   readonly versions: TableVersionRepository;
+  readonly cdr: CdrRepository;
 }
 
 /**
@@ -97,6 +99,7 @@ function tablesOver(sql: Sql): StoreTables {
     address: new AddressRepository(sql),
     dispatcher: new DispatcherRepository(sql),
     versions: new TableVersionRepository(sql),
+    cdr: new CdrRepository(sql),
   };
 }
 

@@ -71,6 +71,8 @@ export interface ProxyTransactionHost {
   onFinalSent?(ptx: ProxyTransaction): void;
   /** The transaction and all its client transactions have ended; every timer is released. */
   onTerminated?(ptx: ProxyTransaction): void;
+  /** A final failure (≥ 300) went upstream (the best response or a local reply): dialogs end with it. */
+  onFinal?(ptx: ProxyTransaction, status: number, reason: string | undefined): void;
 }
 
 export interface ProxyTransactionInit {
@@ -312,6 +314,7 @@ export class ProxyTransaction implements ServerTransactionUser {
     if (this.finalStatus !== 0) return false;
     if (status < 200) return this.server.respondLocally(status, reason, headers, body);
     this.finalStatus = status;
+    this.reportFinal(status, reason);
     const sent = this.server.respondLocally(status, reason, headers, body);
     this.endSearch();
     this.finalSent();
@@ -487,6 +490,7 @@ export class ProxyTransaction implements ServerTransactionUser {
       this.finalStatus = status;
       this.forwardUpstream(best.response);
     }
+    this.reportFinal(this.finalStatus, best.local ? undefined : best.response?.reason);
     for (const b of this.branches) b.response = undefined;
     this.finalSent();
   }
@@ -499,6 +503,15 @@ export class ProxyTransaction implements ServerTransactionUser {
       host.onFinalSent(this);
     } catch (err) {
       this.layer.report(err, 'onFinalSent');
+    }
+  }
+
+  private reportFinal(status: number, reason: string | undefined): void {
+    if (status < 300 || this.host?.onFinal === undefined) return;
+    try {
+      this.host.onFinal(this, status, reason);
+    } catch (err) {
+      this.layer.report(err, 'onFinal');
     }
   }
 

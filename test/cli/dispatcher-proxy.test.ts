@@ -64,8 +64,8 @@ for (const kind of stores) describe.skipIf(kind.skip)(`sipctl dispatcher against
     ]);
     const table = await cli('dump');
     // set, destination, state, priority, requests, last min (not sampled here), last probe,
-    // probe ms last / avg, probe fails, transaction timeouts, failovers, targets, why
-    expect(table.stdout).toMatch(/│ +1 │ sip:127\.0\.0\.1:5070 +│ active \(AX\) +│ +10 │ +1 │ +- │ - +│ +- │ +0 │ +0 │ +0 │ udp:127\.0\.0\.1:5070 +│ loaded/);
+    // probe ms last / avg, probe fails, transaction timeouts, failovers, calls, targets, why
+    expect(table.stdout).toMatch(/│ +1 │ sip:127\.0\.0\.1:5070 +│ active \(AX\) +│ +10 │ +1 │ +- │ - +│ +- │ +0 │ +0 │ +0 │ +0 │ udp:127\.0\.0\.1:5070 +│ loaded/);
     expect(stdoutLines(table).at(-1)).toBe('the proxy holds 2 destinations in 1 set');
 
     const ss = await cli('set-state', 'inactive', '1', 'sip:127.0.0.1:5070');

@@ -4,8 +4,8 @@ import { describe, expect, it } from 'vitest';
 import { runCli, stderrLines, stdoutLines, useTempDirs } from '../helpers/cli.js';
 import { useStores } from '../helpers/stores.js';
 
-const APPLIED = ['applied 001_address.sql', 'applied 002_dispatcher.sql', 'applied 003_cluster.sql'];
-const TABLES = ['address', 'cluster_command', 'cluster_command_result', 'dispatcher', 'node', 'node_table', 'schema_migrations', 'table_version'];
+const APPLIED = ['applied 001_address.sql', 'applied 002_dispatcher.sql', 'applied 003_cluster.sql', 'applied 004_cdr.sql'];
+const TABLES = ['address', 'cdr', 'cluster_command', 'cluster_command_result', 'dispatcher', 'node', 'node_table', 'schema_migrations', 'table_version'];
 
 const stores = useStores();
 
@@ -23,7 +23,7 @@ describe('sipctl migrate: SQLite files', () => {
     const cwd = tempDir();
     const r = await runCli(['migrate'], { cwd });
     expect(r.code).toBe(0);
-    expect(stdoutLines(r).at(-1)).toBe('database ./data/sipctl.db is at version 3');
+    expect(stdoutLines(r).at(-1)).toBe('database ./data/sipctl.db is at version 4');
     expect(existsSync(join(cwd, 'data', 'sipctl.db'))).toBe(true);
   });
 
@@ -74,20 +74,20 @@ for (const kind of stores) describe.skipIf(kind.skip)(`sipctl migrate (${kind.na
     const first = await runCli(['migrate', '--db', db]);
     expect(first.code).toBe(0);
     expect(first.stderr).toBe('');
-    expect(stdoutLines(first)).toEqual([...APPLIED, `database ${db} is at version 3`]);
+    expect(stdoutLines(first)).toEqual([...APPLIED, `database ${db} is at version 4`]);
     expect(await kind.tables(db)).toEqual(TABLES);
 
     const second = await runCli(['migrate', '--db', db]);
     expect(second.code).toBe(0);
-    expect(stdoutLines(second)).toEqual([`database ${db} is up to date (version 3)`]);
+    expect(stdoutLines(second)).toEqual([`database ${db} is up to date (version 4)`]);
   });
 
   it('honours SIPCTL_DB, and --db over it', async () => {
     const fromEnv = await kind.fresh();
     const fromFlag = await kind.fresh();
-    expect(stdoutLines(await runCli(['migrate'], { env: { SIPCTL_DB: fromEnv } })).at(-1)).toBe(`database ${fromEnv} is at version 3`);
+    expect(stdoutLines(await runCli(['migrate'], { env: { SIPCTL_DB: fromEnv } })).at(-1)).toBe(`database ${fromEnv} is at version 4`);
     expect(stdoutLines(await runCli(['migrate', '--db', fromFlag], { env: { SIPCTL_DB: fromEnv } })).at(-1)).toBe(
-      `database ${fromFlag} is at version 3`,
+      `database ${fromFlag} is at version 4`,
     );
   });
 
@@ -95,7 +95,7 @@ for (const kind of stores) describe.skipIf(kind.skip)(`sipctl migrate (${kind.na
     const db = await kind.fresh();
     const runs = await Promise.all(Array.from({ length: 6 }, (_, i) => runCli(['address', 'add', '1', `10.0.0.${i}`, '--db', db])));
     for (const r of runs) expect([r.code, r.stderr]).toEqual([0, '']);
-    expect((await kind.raw(db, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2, 3]);
+    expect((await kind.raw(db, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2, 3, 4]);
     expect(Number((await kind.raw(db, 'SELECT count(*) AS n FROM address'))[0]!.n)).toBe(6);
   });
 
@@ -103,7 +103,7 @@ for (const kind of stores) describe.skipIf(kind.skip)(`sipctl migrate (${kind.na
     const db = await kind.fresh();
     const r = await runCli(['migrate', '--db', db, '--json']);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.stdout)).toEqual({ db, applied: ['001_address.sql', '002_dispatcher.sql', '003_cluster.sql'], version: 3 });
+    expect(JSON.parse(r.stdout)).toEqual({ db, applied: ['001_address.sql', '002_dispatcher.sql', '003_cluster.sql', '004_cdr.sql'], version: 4 });
   });
 
   it('refuses a database from a newer sipctl with one line, exit 1, and changes nothing', async () => {
@@ -114,9 +114,9 @@ for (const kind of stores) describe.skipIf(kind.skip)(`sipctl migrate (${kind.na
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(stderrLines(r)).toEqual([
-      `sipctl: database ${db} was migrated to version 7 by a newer sipctl; this one knows up to 3 — upgrade sipctl`,
+      `sipctl: database ${db} was migrated to version 7 by a newer sipctl; this one knows up to 4 — upgrade sipctl`,
     ]);
-    expect((await kind.raw(db, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2, 3, 7]);
+    expect((await kind.raw(db, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2, 3, 4, 7]);
     // And so does every other command: nothing is written with an older idea of the schema.
     const add = await runCli(['address', 'add', '1', '10.0.0.1', '--db', db]);
     expect(add.code).toBe(1);

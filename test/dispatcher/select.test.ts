@@ -206,6 +206,6 @@ describe('states and selection', () => {
 
   it('throws the usage error for an algorithm it does not know', async () => {
     const h = await load([row(1, A)]);
-    expect(() => h.current.select(1, 10, KEY)).toThrow(/call load distribution\) is not supported/);
+    expect(() => h.current.select(1, 12, KEY)).toThrow(/parallel forking\) is not supported/);
   });
 });

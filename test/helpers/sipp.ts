@@ -76,10 +76,10 @@ export async function startUas(
   port: number,
   transport: 'u1' | 't1' = 'u1',
   address = '127.0.0.1',
-  opts: { answerOptions?: boolean; scenario?: string } = {},
+  opts: { answerOptions?: boolean; scenario?: string; pauseMs?: number } = {},
 ): Promise<Uas> {
   const dir = mkdtempSync(join(tmpdir(), 'sipctl-uas-'));
-  const args = ['-sf', opts.scenario ?? UAS_XML, '-t', transport, '-i', address, '-p', String(port), '-nostdin', '-trace_stat', '-stf', join(dir, 'uas.csv'), '-fd', '1'];
+  const args = [...(opts.pauseMs === undefined ? [] : ['-d', String(opts.pauseMs)]),'-sf', opts.scenario ?? UAS_XML, '-t', transport, '-i', address, '-p', String(port), '-nostdin', '-trace_stat', '-stf', join(dir, 'uas.csv'), '-fd', '1'];
   // -aa: answer OPTIONS (our health probes) with 200 OK.
   if (opts.answerOptions) args.push('-aa');
   const proc = spawn('sipp', args, { stdio: 'ignore', detached: false });
@@ -125,13 +125,17 @@ export async function runUac(opts: {
   timeoutS?: number;
   /** The Request-URI's user part (SIPp's -s). */
   service?: string;
+  /** Another caller scenario (default uac.xml). */
+  scenario?: string;
+  /** SIPp's -d: how long the scenario's <pause/> lasts (the call length), ms (default 0). */
+  pauseMs?: number;
 }): Promise<UacResult> {
   const dir = mkdtempSync(join(tmpdir(), 'sipctl-uac-'));
   const localPort = opts.localPort ?? (await freePort());
   const timeoutS = opts.timeoutS ?? Math.ceil(opts.calls / opts.rate) + 20;
   const args = [
-    '-sf', UAC_XML, '-t', opts.transport ?? 'u1', '-s', opts.service ?? 'e2e', '-i', opts.address ?? '127.0.0.1', '-p', String(localPort),
-    `127.0.0.1:${opts.proxyPort}`, '-r', String(opts.rate), '-m', String(opts.calls), '-d', '0', '-nostdin',
+    '-sf', opts.scenario ?? UAC_XML, '-t', opts.transport ?? 'u1', '-s', opts.service ?? 'e2e', '-i', opts.address ?? '127.0.0.1', '-p', String(localPort),
+    `127.0.0.1:${opts.proxyPort}`, '-r', String(opts.rate), '-m', String(opts.calls), '-d', String(opts.pauseMs ?? 0), '-nostdin',
     '-timeout', `${timeoutS}s`, '-timeout_error', '-trace_stat', '-stf', join(dir, 'uac.csv'), '-fd', '1',
     '-trace_err', '-error_file', join(dir, 'errors.log'),
   ];

@@ -14,8 +14,8 @@ import { rejection } from '../helpers/errors.js';
 import { useStores, withTestStore } from '../helpers/stores.js';
 import { useTempDirs } from '../helpers/temp-dir.js';
 
-const SHIPPED = ['001_address.sql', '002_dispatcher.sql', '003_cluster.sql'];
-const TABLES = ['address', 'cluster_command', 'cluster_command_result', 'dispatcher', 'node', 'node_table', 'schema_migrations', 'table_version'];
+const SHIPPED = ['001_address.sql', '002_dispatcher.sql', '003_cluster.sql', '004_cdr.sql'];
+const TABLES = ['address', 'cdr', 'cluster_command', 'cluster_command_result', 'dispatcher', 'node', 'node_table', 'schema_migrations', 'table_version'];
 
 /** A migrations folder holding the shipped files plus the extra files given. */
 function migrationsWith(dir: string, extra: Record<string, string>): string {
@@ -47,8 +47,8 @@ describe('migrations on disk', () => {
 
   it('ignores files that are not NNN_name.sql', () => {
     const dir = tempDir();
-    const migrationsDir = migrationsWith(dir, { 'README.md': '# notes', '004_x.sql.bak': 'garbage' });
-    expect(listMigrations(migrationsDir).map((m) => m.version)).toEqual([1, 2, 3]);
+    const migrationsDir = migrationsWith(dir, { 'README.md': '# notes', '005_x.sql.bak': 'garbage' });
+    expect(listMigrations(migrationsDir).map((m) => m.version)).toEqual([1, 2, 3, 4]);
   });
 });
 
@@ -81,7 +81,7 @@ for (const kind of stores) describe.skipIf(kind.skip)(`migrations (${kind.name})
     const db = await kind.fresh();
     await withTestStore(db, async (store) => {
       expect(store.migration?.applied.map((m) => m.name)).toEqual(SHIPPED);
-      expect(store.migration?.version).toBe(3);
+      expect(store.migration?.version).toBe(4);
     });
     expect(await kind.tables(db)).toEqual(TABLES);
     const recorded = await kind.raw(db, 'SELECT version, name, applied_at FROM schema_migrations ORDER BY version');
@@ -93,12 +93,12 @@ for (const kind of stores) describe.skipIf(kind.skip)(`migrations (${kind.name})
     const db = await kind.fresh();
     await withTestStore(db, async () => undefined);
     await withTestStore(db, async (again) => {
-      expect(again.migration).toEqual({ applied: [], version: 3, latest: 3 });
+      expect(again.migration).toEqual({ applied: [], version: 4, latest: 4 });
       // And migrate() called directly on an open store is a no-op as well.
       expect((await migrate(again.sql, again.location)).applied).toEqual([]);
     });
     const n = await kind.raw(db, 'SELECT count(*) AS n FROM schema_migrations');
-    expect(Number(n[0]!.n)).toBe(3);
+    expect(Number(n[0]!.n)).toBe(4);
   });
 
   it('refuses a database migrated by a newer sipctl, and leaves it as it was', async () => {
@@ -108,32 +108,32 @@ for (const kind of stores) describe.skipIf(kind.skip)(`migrations (${kind.name})
 
     const err = await rejection(openStore(db));
     expect(err.code).toBe('E_STORE_TOO_NEW');
-    expect(err.message).toBe(`database ${db} was migrated to version 7 by a newer sipctl; this one knows up to 3 — upgrade sipctl`);
+    expect(err.message).toBe(`database ${db} was migrated to version 7 by a newer sipctl; this one knows up to 4 — upgrade sipctl`);
     const left = await withTestStore(db, (s) => schemaVersion(s.sql), { migrate: false });
     expect(left).toBe(7);
-    expect(Number((await kind.raw(db, 'SELECT count(*) AS n FROM schema_migrations'))[0]!.n)).toBe(4);
+    expect(Number((await kind.raw(db, 'SELECT count(*) AS n FROM schema_migrations'))[0]!.n)).toBe(5);
   });
 
   it('rolls a failing migration back wholly, names the file, and applies it once fixed', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'sipctl-migrations-'));
     const migrationsDir = migrationsWith(dir, {
       // The first statement succeeds, the second fails: the table must not survive.
-      '004_half.sql': 'CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n',
+      '005_half.sql': 'CREATE TABLE half_done (x INTEGER);\nINSERT INTO no_such_table VALUES (1);\n',
     });
     const db = await kind.fresh();
 
     const err = await rejection(openStore(db, { migrationsDir }));
     expect(err.code).toBe('E_STORE_MIGRATION_FAILED');
-    expect(err.message).toContain('004_half.sql');
+    expect(err.message).toContain('005_half.sql');
     expect(err.message).toMatch(kind.name === 'sqlite' ? /no such table: no_such_table/ : /relation "no_such_table" does not exist/);
-    expect(err.message).toContain('stays at version 3');
+    expect(err.message).toContain('stays at version 4');
     expect(await kind.tables(db)).toEqual(TABLES);
 
-    writeFileSync(join(migrationsDir, '004_half.sql'), 'CREATE TABLE half_done (x INTEGER);\n');
+    writeFileSync(join(migrationsDir, '005_half.sql'), 'CREATE TABLE half_done (x INTEGER);\n');
     await withTestStore(
       db,
       async (store) => {
-        expect(store.migration?.applied.map((m) => m.name)).toEqual(['004_half.sql']);
+        expect(store.migration?.applied.map((m) => m.name)).toEqual(['005_half.sql']);
       },
       { migrationsDir },
     );
@@ -174,6 +174,6 @@ for (const kind of stores) describe.skipIf(kind.skip)(`migrations (${kind.name})
     } finally {
       await Promise.all(stores.map((s) => s.close()));
     }
-    expect((await kind.raw(db, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2, 3]);
+    expect((await kind.raw(db, 'SELECT version FROM schema_migrations ORDER BY version')).map((r) => Number(r.version))).toEqual([1, 2, 3, 4]);
   });
 });
