@@ -8,24 +8,13 @@ import type { Command } from 'commander';
 import { resolveControlPath } from '../../src/config/paths.js';
 import { controlRequest } from '../../src/control/index.js';
 import { usageError } from '../../src/errors.js';
+import type { DialogView } from '../../src/dialog/tracker.js';
 import type { CdrRow } from '../../src/store/index.js';
 import { CONTROL_HELP, DB_HELP, withStore, type ControlOption, type DbOption, type JsonOption } from '../common.js';
 import { plural, printJson, printLine, printTable } from '../output.js';
 
-interface DialogViewOut {
-  id: number;
-  callId: string;
-  state: string;
-  from: string;
-  to: string;
-  source: string;
-  setid: number | null;
-  destination: string | null;
-  ageS: number;
-  answeredS: number | null;
-}
 
-function isDialogList(v: unknown): v is { total: number; dialogs: DialogViewOut[]; omitted: number } {
+function isDialogList(v: unknown): v is { total: number; dialogs: DialogView[]; omitted: number } {
   const r = v as { total?: unknown; dialogs?: unknown };
   return typeof v === 'object' && v !== null && typeof r.total === 'number' && Array.isArray(r.dialogs);
 }
