@@ -13,7 +13,7 @@ import { SipctlError } from '../errors.js';
 import { AddressRowCollector, transferList, type TableParts } from './build.js';
 import { addPackedRows, readAddressRows } from './read-rows.js';
 import { isPostgresUrl } from '../store/location.js';
-import { PostgresAddressReader } from '../store/pg-address-read.js';
+import type { PostgresAddressReader } from '../store/pg-address-read.js';
 
 export type LoadWorkerReply =
   | { ok: true; parts: TableParts; readMs: number; version: number | null }
@@ -96,11 +96,13 @@ if (port) {
   if (kept) {
     // Kept for the process (PostgreSQL): one connection, reused by every reload; each 'load'
     // message gets one reply.
-    const reader = new PostgresAddressReader(dbPath);
+    // pg is loaded here only: importing it costs some 300 ms of CPU, which a SQLite worker
+    // (started for every reload) must not pay.
+    const reader = import('../store/pg-address-read.js').then((m) => new m.PostgresAddressReader(dbPath));
     let tail: Promise<unknown> = Promise.resolve();
     port.on('message', () => {
       tail = tail.then(() =>
-        loadPartsPostgres(reader).then(
+        reader.then(loadPartsPostgres).then(
           ({ parts, readMs, version }) => port.postMessage({ ok: true, parts, readMs, version } satisfies LoadWorkerReply, transferList(parts)),
           (err: unknown) => port.postMessage(failure(err)),
         ),

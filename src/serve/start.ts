@@ -39,7 +39,6 @@ import type { Route } from '../route/api.js';
 import { openStore } from '../store/index.js';
 // cluster/node.js, not the cluster index: the index re-exports the PostgreSQL link (and driver).
 import { createNode, NODE_STORE_OPTIONS } from '../cluster/node.js';
-import { warmUp } from './warm-up.js';
 import { createTransport, formatListenSpec, parseListenSpec } from '../transport/index.js';
 import type { Inbound, Target, Transport } from '../transport/types.js';
 
@@ -243,14 +242,6 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
       const tracker = dialogs;
       closers.push(() => tracker.clear());
       logger.info('dialog tracking on', { max: config.dialog.max, timeoutS: config.dialog.timeoutS, cdr: config.cdr.enabled, flushMs: config.cdr.flushMs });
-    }
-
-    // ---- compile the hot path before the first real call (see warm-up.ts)
-    try {
-      const w = warmUp();
-      logger.debug('hot path warmed up', { calls: w.calls, messages: w.messages, cpuMs: Math.round(w.cpuMs) });
-    } catch (err) {
-      logger.warn('warm-up failed; the first calls will run slower', { error: err instanceof Error ? err.message : String(err) });
     }
 
     // ---- SIP capture (HEP): off unless capture.hep is set; when off, nothing is in the path

@@ -50,7 +50,7 @@ if [ "$mode" = stateless ] && [ "$transport" = udp ]; then floor=${BENCH_FLOOR:-
 pbx_param=""; sipp_transport=(); listen_args=(--listen udp:127.0.0.1:5060)
 if [ "$transport" = tcp ]; then
   # SIPp gives up at once when its TCP connection is refused: give both proxies 8 s to listen
-  # (sipctl takes 1-4 s from start to listening on this shared machine: modules, tables, warm-up).
+  # (sipctl takes 1-2 s from start to listening on this shared machine: modules, tables).
   pbx_param=";transport=tcp"; sipp_transport=(--transport t1 --settle 8)
   listen_args=(--listen udp:127.0.0.1:5060 --listen tcp:127.0.0.1:5060)
 fi

@@ -6,11 +6,11 @@
  * that is admitted and from one that is not. The goal (issue 8): each at most 20× a typical
  * INVITE through the same core.
  */
-import { syntheticCall, warmUpCore, type RecordingTransport } from '../../src/serve/warm-up.js';
+import { syntheticCall, syntheticCore, type RecordingTransport } from './synthetic-call.js';
 import type { ProxyCore } from '../../src/proxy/core.js';
 import type { Inbound, Listener } from '../../src/transport/types.js';
 
-/** The proxy core's listener in warmUpCore(). */
+/** The proxy core's listener in syntheticCore(). */
 const LISTENER: Listener = { id: 0, protocol: 'udp', address: '127.0.0.1', port: 5060, family: 4 };
 /** Bytes to fill: a little under the largest IPv4 UDP payload (65,507). */
 const BUDGET = 64_000;
@@ -94,10 +94,10 @@ export interface CraftedResult {
 
 /**
  * Each shape through a warmed-up proxy core, from 127.0.0.1 (admitted) and from 10.1.1.1
- * (not), beside the typical INVITE (SIPp's, the first message of the warm-up's synthetic call).
+ * (not), beside the typical INVITE (SIPp's, the first message of the synthetic call).
  */
 export function benchCrafted(runMs = 300): CraftedResult {
-  const { core, transport } = warmUpCore();
+  const { core, transport } = syntheticCore();
   for (let n = 0; n < 2000; n++) for (const m of syntheticCall(transport, n)) core.onInbound(m);
   const typical = syntheticCall(transport, 1_000_000).next().value as Inbound;
   const inbound = (bytes: Buffer, sourceAddress: string): Inbound => ({ bytes, protocol: 'udp', sourceAddress, sourcePort: 5062, listener: LISTENER });

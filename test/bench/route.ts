@@ -1,7 +1,7 @@
 /**
  * `make bench-route`: what a routing script loaded from a file costs, per call, against the
- * built-in default route — in the real proxy core, one core, no sockets (the warm-up's
- * recording transport and synthetic call: INVITE, 180, 200, ACK, BYE, 200).
+ * built-in default route — in the real proxy core, one core, no sockets (test/bench/synthetic-call.ts:
+ * a recording transport and synthetic calls: INVITE, 180, 200, ACK, BYE, 200).
  *
  *   built-in      createDefaultRoute (src/route/default.ts), compiled with sipctl
  *   user .ts      the same route as a user module (`sipctl route init`'s starter), loaded
@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import type { Route } from '../../src/route/api.js';
 import { loadRoute } from '../../src/route/load.js';
 import { STARTER_ROUTE } from '../../src/route/starter.js';
-import { syntheticCall, warmUpCore } from '../../src/serve/warm-up.js';
+import { syntheticCall, syntheticCore } from './synthetic-call.js';
 
 const REWRITING = STARTER_ROUTE.replace(
   '    const method = ctx.msg.method; // $rm\n',
@@ -29,7 +29,7 @@ const REWRITING = STARTER_ROUTE.replace(
 let callNo = 0;
 
 function measure(route: Route | undefined, calls: number): number {
-  const { core, transport } = warmUpCore();
+  const { core, transport } = syntheticCore();
   if (route !== undefined) core.route = route;
   const run = (n: number): void => {
     for (let i = 0; i < n; i++) {

@@ -6,9 +6,9 @@
  *   Record-Route) and a 200 OK with SDP (remove the top Via);
  * - through the proxy core: every message of one call (INVITE, 180, 200, ACK, BYE, 200)
  *   handled by the real ProxyCore with the default route, an address table and a
- *   dispatcher pick, sending into a transport that only records (src/serve/warm-up.ts).
+ *   dispatcher pick, sending into a transport that only records (test/bench/synthetic-call.ts).
  */
-import { syntheticCall, warmUpCore } from '../../src/serve/warm-up.js';
+import { syntheticCall, syntheticCore } from './synthetic-call.js';
 import { parseMessage } from '../../src/sip/parse.js';
 import type { Inbound } from '../../src/transport/types.js';
 
@@ -104,8 +104,8 @@ export function benchSip(runMs = 1000): Array<{ label: string; perSecond: number
     }),
   );
 
-  // ---- the whole call through the proxy core (the same synthetic call the warm-up uses)
-  const { core, transport } = warmUpCore();
+  // ---- the whole call through the proxy core (test/bench/synthetic-call.ts)
+  const { core, transport } = syntheticCore();
   const call: Inbound[] = [];
   for (const inbound of syntheticCall(transport, 1)) {
     core.onInbound(inbound);

@@ -5,11 +5,11 @@
  *
  *   npx tsc -p tsconfig.bench.json && node --expose-gc dist-bench/test/bench/transaction-calls.js [CALLS]
  *
- * The calls are the warm-up's synthetic ones (INVITE, 180, 200, ACK, BYE, 200: SIPp's
+ * The calls are the synthetic ones of test/bench/synthetic-call.ts (INVITE, 180, 200, ACK, BYE, 200: SIPp's
  * uac.xml), each with its own Call-ID and branches; the transport only records. CPU includes
  * building the synthetic messages (the same in both modes).
  */
-import { syntheticCall, warmUpCore } from '../../src/serve/warm-up.js';
+import { syntheticCall, syntheticCore } from './synthetic-call.js';
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (gc === undefined) {
@@ -19,7 +19,7 @@ if (gc === undefined) {
 const CALLS = Number(process.argv[2] ?? 20_000);
 
 function run(mode: 'stateless' | 'transaction'): string {
-  const { core, transport } = warmUpCore();
+  const { core, transport } = syntheticCore();
   (core.config as { mode: string }).mode = mode;
   let n = 0;
   const calls = (k: number): void => {

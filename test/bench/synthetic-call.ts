@@ -1,19 +1,20 @@
 /**
- * JIT warm-up: before the proxy binds its sockets, a throwaway proxy core carries a few
- * thousand synthetic calls (INVITE, 180, 200, ACK, BYE, 200, the messages of SIPp's
- * `uac.xml`) into a transport that only records. V8 then has the hot path compiled and
- * optimized when the first real call arrives, instead of spending the first seconds of
- * traffic compiling it (measured: a 2-second burst of calls costs three times the CPU per
- * call of the steady state). It takes about 0.2 s of CPU at start and touches nothing the
- * real proxy uses: its own core, address table, pairing map, counters.
+ * Synthetic calls for the micro-benchmarks: a proxy core with the default route, an address
+ * table admitting 127.0.0.1 and one PBX, carrying the messages of SIPp's `uac.xml` (INVITE,
+ * 180, 200, ACK, BYE, 200) into a transport that only records, with no sockets.
+ *
+ * (Until 2026-11-29 `serve` ran 3,000 of these calls at start to have V8 optimize the hot
+ * path before the first real call. It had grown to 0.8-1.5 s of CPU per start, more than the
+ * first seconds of real traffic spend compiling, and it delayed listening past SIPp's start
+ * in `make bench`; README "Performance" has the measurements.)
  */
-import { AddressTable } from '../acl/table.js';
-import { defaultConfig } from '../config/schema.js';
-import { Logger } from '../log/logger.js';
-import { ProxyCore } from '../proxy/core.js';
-import { createDefaultRoute } from '../route/default.js';
-import { parseMessage } from '../sip/parse.js';
-import type { Inbound, Listener, Target, Transport, TransportStats } from '../transport/types.js';
+import { AddressTable } from '../../src/acl/table.js';
+import { defaultConfig } from '../../src/config/schema.js';
+import { Logger } from '../../src/log/logger.js';
+import { ProxyCore } from '../../src/proxy/core.js';
+import { createDefaultRoute } from '../../src/route/default.js';
+import { parseMessage } from '../../src/sip/parse.js';
+import type { Inbound, Listener, Target, Transport, TransportStats } from '../../src/transport/types.js';
 
 const LISTENER: Listener = { id: 0, protocol: 'udp', address: '127.0.0.1', port: 5060, family: 4 };
 const UAC_PORT = 5101;
@@ -43,7 +44,7 @@ const SDP =
 const lines = (...l: string[]): string => l.join('\r\n');
 
 /** A throwaway core with the default route, an address table admitting 127.0.0.1, one PBX. */
-export function warmUpCore(): { core: ProxyCore; transport: RecordingTransport } {
+export function syntheticCore(): { core: ProxyCore; transport: RecordingTransport } {
   const config = defaultConfig();
   const logger = new Logger({ level: 'error' });
   const acl = AddressTable.build([{ id: 1, grp: 1, ip_addr: '127.0.0.1', mask: 32, port: 0, tag: null }]);
@@ -143,17 +144,4 @@ export function* syntheticCall(transport: RecordingTransport, n: number): Genera
     lines('SIP/2.0 200 OK', ...bye.headerFields('via').map((v) => `Via: ${v}`), tags, to, callId, 'CSeq: 2 BYE', 'Content-Length: 0', '', ''),
     PBX.port,
   );
-}
-
-/** Run `calls` synthetic calls through a throwaway core; returns the CPU it took. */
-export function warmUp(calls = 3000): { calls: number; messages: number; cpuMs: number } {
-  const before = process.cpuUsage();
-  const { core, transport } = warmUpCore();
-  for (let n = 0; n < calls; n++) for (const inbound of syntheticCall(transport, n)) core.onInbound(inbound);
-  const used = process.cpuUsage(before);
-  if (core.stats.forwarded + core.stats.responsesForwarded !== calls * 6) {
-    // Not fatal — the proxy works without a warm JIT — but it means the route changed.
-    throw new Error(`warm-up forwarded ${core.stats.forwarded + core.stats.responsesForwarded} of ${calls * 6} messages`);
-  }
-  return { calls, messages: transport.sent, cpuMs: (used.user + used.system) / 1000 };
 }
