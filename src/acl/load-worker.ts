@@ -6,63 +6,17 @@
  * A `postgres://` location is read the same way, in one query (src/store/pg-address-read.ts).
  * Either way the table's version (table_version) is read in the same snapshot as the rows.
  */
-import { existsSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import Database from 'better-sqlite3';
 import { SipctlError } from '../errors.js';
 import { AddressRowCollector, transferList, type TableParts } from './build.js';
-import { addPackedRows, readAddressRows } from './read-rows.js';
+import { addPackedRows } from './read-rows.js';
+import { readAddressParts } from './read-sqlite.js';
 import { isPostgresUrl } from '../store/location.js';
 import type { PostgresAddressReader } from '../store/pg-address-read.js';
 
 export type LoadWorkerReply =
   | { ok: true; parts: TableParts; readMs: number; version: number | null }
   | { ok: false; code: string; message: string };
-
-function loadParts(dbPath: string): { parts: TableParts; readMs: number; version: number | null } {
-  if (!existsSync(dbPath)) {
-    throw new SipctlError('E_ACL_DB_MISSING', `database ${dbPath} does not exist (run \`sipctl migrate\` or pass --db)`);
-  }
-  const started = performance.now();
-  let db: Database.Database;
-  try {
-    db = new Database(dbPath, { readonly: true, fileMustExist: true });
-  } catch (err) {
-    throw new SipctlError('E_ACL_DB_UNREADABLE', `cannot open database ${dbPath}: ${(err as Error).message}`);
-  }
-  const collector = new AddressRowCollector();
-  let version: number | null = null;
-  try {
-    try {
-      // One read transaction: the rows and their version are one snapshot.
-      db.transaction(() => {
-        version = readVersion(db);
-        readAddressRows(db, collector);
-      })();
-    } catch (err) {
-      if (err instanceof SipctlError) throw err;
-      const message = (err as Error).message;
-      if (/no such table/i.test(message)) {
-        throw new SipctlError('E_ACL_NO_TABLE', `database ${dbPath} has no address table (run \`sipctl migrate\`)`);
-      }
-      throw new SipctlError('E_ACL_DB_UNREADABLE', `cannot read the address table of ${dbPath}: ${message}`);
-    }
-    const readMs = performance.now() - started;
-    return { parts: collector.finish(), readMs, version };
-  } finally {
-    db.close();
-  }
-}
-
-/** The address table's change counter; null in a database made before migration 003. */
-function readVersion(db: Database.Database): number | null {
-  try {
-    const row = db.prepare("SELECT version FROM table_version WHERE table_name = 'address'").get() as { version: number } | undefined;
-    return row === undefined ? null : Number(row.version);
-  } catch {
-    return null;
-  }
-}
 
 async function loadPartsPostgres(reader: PostgresAddressReader): Promise<{ parts: TableParts; readMs: number; version: number | null }> {
   const started = performance.now();
@@ -113,7 +67,7 @@ if (port) {
     let transfer: ArrayBuffer[] = [];
     try {
       if (isPostgresUrl(dbPath)) throw new SipctlError('E_ACL_RELOAD_FAILED', 'a PostgreSQL address table is loaded by a kept worker');
-      const { parts, readMs, version } = loadParts(dbPath);
+      const { parts, readMs, version } = readAddressParts(dbPath);
       reply = { ok: true, parts, readMs, version };
       transfer = transferList(parts);
     } catch (err) {

@@ -12,6 +12,7 @@ import { SipctlError } from '../errors.js';
 import type { LoadWorkerReply } from './load-worker.js';
 import { AddressTable, type GroupCount } from './table.js';
 import { startLoadWorker } from './worker-start.js';
+import { readAddressParts } from './read-sqlite.js';
 import type { Worker } from 'node:worker_threads';
 import { isPostgresUrl } from '../store/location.js';
 
@@ -39,9 +40,12 @@ function reloadFailed(reason: string, cause?: unknown): SipctlError {
  * every node reload, and starting a thread, loading the driver and logging in each time
  * would cost more than reading a small table (hundreds of ms on a busy host, against a few).
  */
-export function loadAddressTable(dbPath: string): Promise<{ table: AddressTable; ms: number; version: number | null }> {
+export function loadAddressTable(
+  dbPath: string,
+  opts: LoadOptions = {},
+): Promise<{ table: AddressTable; ms: number; version: number | null }> {
   const started = performance.now();
-  const reply = isPostgresUrl(dbPath) ? keptLoader(dbPath).load() : loadOnce(dbPath);
+  const reply = isPostgresUrl(dbPath) ? keptLoader(dbPath).load() : opts.inThread === true ? loadHere(dbPath) : loadOnce(dbPath);
   return reply.then((r) => {
     if (!r.ok) throw reloadFailed(r.message, new SipctlError(r.code, r.message));
     try {
@@ -50,6 +54,29 @@ export function loadAddressTable(dbPath: string): Promise<{ table: AddressTable;
       throw reloadFailed((err as Error).message, err);
     }
   });
+}
+
+export interface LoadOptions {
+  /**
+   * Read a SQLite table in this thread instead of a worker: for the load at start, when no
+   * message is being routed yet and a worker would only add its start-up (some 150 ms of CPU
+   * and as much wall time). A PostgreSQL table is always read by its kept worker.
+   */
+  readonly inThread?: boolean;
+}
+
+/** The worker's job done in this thread (LoadOptions.inThread). */
+function loadHere(dbPath: string): Promise<LoadWorkerReply> {
+  try {
+    const { parts, readMs, version } = readAddressParts(dbPath);
+    return Promise.resolve({ ok: true, parts, readMs, version });
+  } catch (err) {
+    return Promise.resolve(
+      err instanceof SipctlError
+        ? { ok: false, code: err.code, message: err.message }
+        : { ok: false, code: 'E_ACL_RELOAD_FAILED', message: err instanceof Error ? err.message : String(err) },
+    );
+  }
 }
 
 /** A one-shot worker: it posts one reply and exits. */
@@ -157,14 +184,14 @@ export class AddressTableHolder {
    * asked for meanwhile join the waiting one rather than queue up. A failed reload keeps the
    * current table and rejects with the reason.
    */
-  reload(dbPath: string): Promise<ReloadReport> {
+  reload(dbPath: string, opts: LoadOptions = {}): Promise<ReloadReport> {
     if (this.waiting && this.waiting.dbPath === dbPath) return this.waiting.report;
     const request: { dbPath: string; report: Promise<ReloadReport> } = { dbPath, report: Promise.resolve(null as never) };
     const run = async (): Promise<ReloadReport> => {
       if (this.waiting === request) this.waiting = null;
       let loaded;
       try {
-        loaded = await loadAddressTable(dbPath);
+        loaded = await loadAddressTable(dbPath, opts);
       } catch (err) {
         const e = err as SipctlError;
         throw new SipctlError(

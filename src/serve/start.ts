@@ -85,7 +85,8 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
   try {
     // ---- the address table
     const acl = new AddressTableHolder();
-    const aclReport = await reloads.track('address', () => acl.reload(config.db));
+    // Read in this thread: nothing is routed yet, and a worker would only add its start-up.
+    const aclReport = await reloads.track('address', () => acl.reload(config.db, { inThread: true }));
     logger.info('address table loaded', { entries: aclReport.total, groups: aclReport.groups.length, ms: aclReport.ms });
     node.tables.address.seed(aclReport.version);
     if (aclReport.total === 0) {

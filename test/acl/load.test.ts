@@ -29,10 +29,15 @@ const sample: FixtureRow[] = [
   { id: 5, grp: 3, ip_addr: '::ffff:198.51.100.0', mask: 120 },
 ];
 
-describe('loadAddressTable', () => {
-  it('builds the table in a worker from a real SQLite file, the same as an in-process build', async () => {
-    const path = createAddressDb(dir, 'sample.db', sample);
-    const { table, ms } = await loadAddressTable(path);
+// In a worker for every reload; in the proxy's thread for the load at start (serve): the
+// same table and the same errors either way.
+describe.each([
+  { where: 'in a worker', opts: {} },
+  { where: 'in this thread', opts: { inThread: true } },
+])('loadAddressTable $where', ({ opts }) => {
+  it('builds the table from a real SQLite file, the same as an in-process build', async () => {
+    const path = createAddressDb(dir, `sample-${opts.inThread === true}.db`, sample);
+    const { table, ms } = await loadAddressTable(path, opts);
     expect(ms).toBeGreaterThan(0);
     expect(table.size).toBe(5);
     expect(table.groupCounts()).toEqual([{ grp: 1, count: 2 }, { grp: 2, count: 2 }, { grp: 3, count: 1 }]);
@@ -45,30 +50,30 @@ describe('loadAddressTable', () => {
   });
 
   it('loads an empty address table', async () => {
-    const { table } = await loadAddressTable(createAddressDb(dir, 'empty.db', []));
+    const { table } = await loadAddressTable(createAddressDb(dir, `empty-${opts.inThread === true}.db`, []), opts);
     expect(table.size).toBe(0);
     expect(table.match('192.0.2.1', 5060)).toBeNull();
   });
 
   it('says so when the file is missing', async () => {
-    const err = await rejection(loadAddressTable(join(dir, 'nope.db')));
+    const err = await rejection(loadAddressTable(join(dir, 'nope.db'), opts));
     expect(err.code).toBe('E_ACL_RELOAD_FAILED');
     expect(err.message).toMatch(/^address table reload failed: database .*nope\.db does not exist/);
   });
 
   it('says so when the file has no address table', async () => {
-    const path = join(dir, 'other.db');
+    const path = join(dir, `other-${opts.inThread === true}.db`);
     const db = new Database(path);
     db.exec('CREATE TABLE something (x INTEGER)');
     db.close();
-    const err = await rejection(loadAddressTable(path));
+    const err = await rejection(loadAddressTable(path, opts));
     expect(err.code).toBe('E_ACL_RELOAD_FAILED');
     expect(err.message).toMatch(/has no address table \(run `sipctl migrate`\)/);
   });
 
   it('names a bad row (the schema allows mask 40; IPv4 does not)', async () => {
-    const path = createAddressDb(dir, 'bad.db', [...sample, { id: 77, grp: 1, ip_addr: '10.0.0.0', mask: 40 }]);
-    const err = await rejection(loadAddressTable(path));
+    const path = createAddressDb(dir, `bad-${opts.inThread === true}.db`, [...sample, { id: 77, grp: 1, ip_addr: '10.0.0.0', mask: 40 }]);
+    const err = await rejection(loadAddressTable(path, opts));
     expect(err.code).toBe('E_ACL_RELOAD_FAILED');
     expect(err.message).toMatch(/address row id 77: mask 40 is out of range for IPv4 \(0-32\)/);
     expect((err.cause as SipctlError).code).toBe('E_ACL_BAD_ROW');
