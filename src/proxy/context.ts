@@ -10,6 +10,7 @@ import { parseUri, type SipUri } from '../sip/uri.js';
 import type { Inbound, Target } from '../transport/types.js';
 import type { ProxyCore } from './core.js';
 import type { PairedInvite } from './pairing.js';
+import type { SelectionKey } from './services.js';
 import { RequestDigest } from './via.js';
 
 export class RequestCtx implements RequestContext {
@@ -219,12 +220,7 @@ export class RequestCtx implements RequestContext {
     // INVITE went.
     const paired = this.pairedTarget();
     if (paired !== undefined) return { action: 'forward', target: paired };
-    const pick = this.#core.dispatch.select(setid, algorithm, {
-      callId: this.msg.callId,
-      fromUri: this.msg.from.uriText,
-      toUri: this.msg.to.uriText,
-      requestUri: this.msg.requestUriText,
-    });
+    const pick = this.#core.dispatch.select(setid, algorithm, new MessageSelectionKey(this.msg));
     const target: Target | undefined = pick?.targets[0];
     if (pick === null || target === undefined) {
       this.#core.noDestination(this, setid);
@@ -339,4 +335,25 @@ function setNameAddrDisplay(msg: SipMessage, name: 'from' | 'to', display: strin
   const quoted = display === '' ? '' : `"${display.replace(/["\\]/g, (c) => `\\${c}`)}" `;
   // A bare URI's parameters would be the header's: the tag stays after the brackets.
   msg.setHeader(name, `${quoted}<${na.uriText}>${rest}`);
+}
+
+/**
+ * What the hashing algorithms read ($ci, $fu, $tu, $ru), read from the message only when an
+ * algorithm asks: round-robin, weight and priority read nothing, and the From and To URIs
+ * cost a name-addr parse each.
+ */
+class MessageSelectionKey implements SelectionKey {
+  constructor(private readonly msg: SipMessage) {}
+  get callId(): string {
+    return this.msg.callId;
+  }
+  get fromUri(): string {
+    return this.msg.from.uriText;
+  }
+  get toUri(): string {
+    return this.msg.to.uriText;
+  }
+  get requestUri(): string {
+    return this.msg.requestUriText;
+  }
 }

@@ -698,8 +698,7 @@ export class ProxyCore implements StatefulCore {
       const key = transactionPartOf(top.branch);
       if (key !== undefined && m >= 0 && msg.rawValue(m).endsWith('INVITE')) this.pairing.forget(key);
     }
-    const vias = msg.vias;
-    const next = vias[1];
+    const next = msg.secondVia;
     if (next === undefined) {
       // A response to a request we originated that is not a probe: nothing to relay.
       this.drop(msg, inbound, DropReason.Unroutable, 'a response to a request of our own that nobody waits for');

@@ -43,7 +43,11 @@ export class Hasher {
     return this.add(String(n));
   }
 
-  /** 64 bits as 14 base-36 characters (token-safe for branch and tag parameters). */
+  /**
+   * 64 bits as 14 base-32 characters, 7 per 32-bit half (token-safe for branch and tag
+   * parameters). By table rather than toString(36) + padStart: this runs up to four times per
+   * request, and the table is several times faster.
+   */
   digest(): string {
     let a = this.h1;
     let b = this.h2;
@@ -51,6 +55,15 @@ export class Hasher {
     b ^= b >>> 16; b = Math.imul(b, 0x85ebca6b); b ^= b >>> 13; b = Math.imul(b, 0xc2b2ae35); b ^= b >>> 16;
     a = (a ^ Math.imul(b, 0x9e3779b1)) >>> 0;
     b = b >>> 0;
-    return a.toString(36).padStart(7, '0') + b.toString(36).padStart(7, '0');
+    return base32Half(a) + base32Half(b);
   }
+}
+
+const BASE32 = '0123456789abcdefghijklmnopqrstuv';
+/** Every 10-bit value as two base-32 characters. */
+const PAIRS: readonly string[] = Array.from({ length: 1024 }, (_, i) => BASE32[i >>> 5]! + BASE32[i & 31]!);
+
+/** 32 bits as 7 base-32 characters: 10 + 10 + 10 + 2 bits. */
+function base32Half(x: number): string {
+  return PAIRS[x >>> 22]! + PAIRS[(x >>> 12) & 1023]! + PAIRS[(x >>> 2) & 1023]! + BASE32[x & 3]!;
 }

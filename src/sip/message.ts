@@ -459,6 +459,29 @@ export class SipMessage {
     return this._topVia;
   }
 
+  /**
+   * The Via below the top one, parsing no other: where a proxy relays a response (§16.7
+   * step 9 removes the top Via; §18.2.2 sends to the next). undefined when there is none.
+   */
+  get secondVia(): Via | undefined {
+    if (this._vias !== undefined) return this._vias[1];
+    const i = this.liveIndex('via');
+    if (i < 0) return undefined;
+    const raw = this.liveRaw(i);
+    // Most Via fields hold one value: only a field with a comma is split.
+    if (raw.indexOf(',') >= 0) {
+      const parts = splitList(raw);
+      if (parts.length === 0) throw new SipParseError('empty Via header');
+      if (parts.length > 1) return this.parseViaIn(i, raw, parts[1]![0], parts[1]![1]);
+    }
+    const j = this.liveIndex('via', i + 1);
+    if (j < 0) return undefined;
+    const next = this.liveRaw(j);
+    const first = firstListElement(next);
+    if (first === undefined) throw new SipParseError('empty Via header');
+    return this.parseViaIn(j, next, first[0], first[1]);
+  }
+
   get vias(): Via[] {
     if (this._vias === undefined) {
       const out: Via[] = [];

@@ -168,6 +168,34 @@ describe('Via fast path', () => {
   });
 });
 
+describe('secondVia', () => {
+  // What a proxy relays a response to (§16.7 step 9, §18.2.2): the Via below the top one,
+  // however the Vias are spread over fields, the same as vias[1] — without parsing the rest.
+  const layouts: Array<[string, string[]]> = [
+    ['one field, one value', ['SIP/2.0/UDP a.example.com:5060;branch=z9hG4bK1']],
+    ['two fields', ['SIP/2.0/UDP a.example.com;branch=z9hG4bK1', 'SIP/2.0/TCP 10.0.0.2:5070;branch=z9hG4bK2']],
+    ['one field, two values', ['SIP/2.0/UDP a.example.com;branch=z9hG4bK1, SIP/2.0/TCP 10.0.0.2:5070;branch=z9hG4bK2']],
+    ['two values then more fields', ['SIP/2.0/UDP a;branch=z9hG4bK1,SIP/2.0/UDP b:1;branch=z9hG4bK2', 'SIP/2.0/UDP c;branch=z9hG4bK3']],
+    ['a comma only inside a quoted parameter', ['SIP/2.0/UDP a;branch=z9hG4bK1;x="1,2"', 'SIP/2.0/UDP [2001:db8::1]:5080;branch=z9hG4bK2;received=10.0.0.9']],
+    ['three fields', ['SIP/2.0/UDP a;branch=z9hG4bK1', 'SIP/2.0/UDP b;branch=z9hG4bK2;rport=7', 'SIP/2.0/UDP c;branch=z9hG4bK3']],
+  ];
+  it.each(layouts)('%s: the same Via as vias[1]', (_name, fields) => {
+    const text = `SIP/2.0 200 OK\r\n${fields.map((f) => `Via: ${f}\r\n`).join('')}Content-Length: 0\r\n\r\n`;
+    const alone = parseMessage(Buffer.from(text, 'latin1')).secondVia;
+    const all = parseMessage(Buffer.from(text, 'latin1')).vias;
+    expect(alone).toEqual(all[1]);
+  });
+
+  it('is the new second Via after the top one is removed', () => {
+    const msg = parseMessage(Buffer.from('SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1, SIP/2.0/UDP b;branch=z9hG4bK2\r\nVia: SIP/2.0/UDP c;branch=z9hG4bK3\r\nContent-Length: 0\r\n\r\n', 'latin1'));
+    expect(msg.secondVia?.host).toBe('b');
+    msg.removeTopVia();
+    expect(msg.secondVia?.host).toBe('c');
+    msg.removeTopVia();
+    expect(msg.secondVia).toBeUndefined();
+  });
+});
+
 describe('removeTopVia', () => {
   const resp = (vias: string) => parseMessage(Buffer.from(`SIP/2.0 200 OK\r\n${vias}From: <sip:a@b>;tag=1\r\nContent-Length: 0\r\n\r\n`, 'latin1'));
   it.each([
