@@ -42,8 +42,9 @@ async function endCommand(idText: string, opts: ControlOption & JsonOption): Pro
   if (!/^[0-9]{1,15}$/.test(idText) || Number(idText) < 1) {
     throw usageError('E_DIALOG_BAD_ID', `dialog id must be a whole number from 1 (see 'sipctl dialog list'), got '${idText}'`);
   }
-  const result = await controlRequest(resolveControlPath(opts.control), 'dialog.end', { id: Number(idText) });
+  const result = (await controlRequest(resolveControlPath(opts.control), 'dialog.end', { id: Number(idText) })) as { how?: string } | null;
   if (opts.json) printJson(result);
+  else if (result?.how === 'cancel') printLine(`dialog ${idText} is being ended: CANCEL sent towards the callee; the caller gets its 487`);
   else printLine(`dialog ${idText} ended: BYE sent to both sides`);
 }
 
@@ -136,9 +137,9 @@ export function registerDialog(program: Command): void {
     .action(listCommand);
   dialog
     .command('end')
-    .description('end a call now: BYE to the caller and to the callee')
+    .description('end a call now: BYE to the caller and to the callee; a call not answered yet: CANCEL towards the callee')
     .argument('<id>', "the dialog's id (sipctl dialog list)")
-    .option('--json', 'print {id, ended}')
+    .option('--json', 'print {id, ended, how: bye | cancel}')
     .option('--control <path>', CONTROL_HELP)
     .action(endCommand);
 

@@ -1,7 +1,8 @@
 /**
  * `sipctl status` — the running proxy at a glance, from its control socket: who it is, what
  * it listens on, how much passes (per second over the last 10 s and since start), what it
- * refused and dropped, transactions, TCP connections, memory, event-loop lag, tables.
+ * refused and dropped, transactions, dialogs (live calls by state), TCP connections,
+ * memory, event-loop lag, tables.
  *
  * Exit codes: 0 done; 1 no proxy on the control socket (or an answer this sipctl cannot read).
  */
@@ -34,6 +35,8 @@ export interface StatusView {
     requestsByMethod: Record<string, number>;
   };
   transactions: { inUse: number; created: number; timedOut: number } | null;
+  /** Dialog tracking (dialog.enabled), else null; absent from an older proxy. */
+  dialogs?: { active: number; trying: number; early: number; confirmed: number; created: number; cdrWritten: number; cdrQueued: number } | null;
   tcp: { inbound: number; outbound: number };
   eventLoopLagMs: number;
   memory: { rss: number; heapUsed: number; heapTotal: number };
@@ -99,6 +102,14 @@ function reloadText(r: ReloadView | null): string {
 
 const n = (x: number): string => x.toLocaleString('en-US');
 
+function dialogsText(d: StatusView['dialogs']): string {
+  if (d === undefined || d === null) return 'off (dialog.enabled: false)';
+  return (
+    `${n(d.confirmed)} confirmed, ${n(d.early)} early, ${n(d.trying)} trying (${n(d.active)} live calls); ` +
+    `${n(d.created)} created since start; CDRs ${n(d.cdrWritten)} written, ${n(d.cdrQueued)} queued`
+  );
+}
+
 export function statusLines(s: StatusView): string[] {
   const drops = Object.entries(s.messages.dropsByReason)
     .filter(([, v]) => v > 0)
@@ -116,6 +127,7 @@ export function statusLines(s: StatusView): string[] {
     `refused:       ${n(s.messages.refused)} requests (address table)`,
     `dropped:       ${n(s.messages.dropped)}${drops.length > 0 ? ` (${drops.join(', ')})` : ''}`,
     `transactions:  ${s.transactions === null ? 'none (stateless proxy)' : `${n(s.transactions.inUse)} in use, ${n(s.transactions.created)} created, ${n(s.transactions.timedOut)} timed out`}`,
+    `dialogs:       ${dialogsText(s.dialogs)}`,
     `tcp:           ${s.tcp.inbound} connections in, ${s.tcp.outbound} out`,
     `memory:        ${mb(s.memory.rss)} resident, heap ${mb(s.memory.heapUsed)} of ${mb(s.memory.heapTotal)}; event-loop lag ${s.eventLoopLagMs} ms (max, last 10 s)`,
     `address table: ${plural(s.addressTable.entries, 'entry', 'entries')} in ${plural(s.addressTable.groups.length, 'group', 'groups')}; ${reloadText(s.addressTable.lastReload)}`,

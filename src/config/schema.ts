@@ -133,6 +133,10 @@ export interface DialogSettings {
   max: number;
   /** An early dialog that never completes ends after this long (Timer C, RFC 3261 §16.8). */
   timerCS: number;
+  /** In-dialog OPTIONS to both ends of every confirmed call this often, seconds; 0: off (Kamailio's ka_timer). */
+  keepaliveS: number;
+  /** Keepalives in a row an end may leave unanswered before its call is ended (Kamailio's ka_failed_limit). */
+  keepaliveFailures: number;
 }
 
 export interface CdrSettings {
@@ -206,7 +210,7 @@ export function defaultConfig(): ProxyConfig {
     metrics: { listen: undefined },
     capture: { hep: undefined, id: 2001 },
     route: { file: undefined, slowMs: 50, asyncTimeoutMs: 5_000 },
-    dialog: { enabled: false, timeoutS: 43_200, max: 100_000, timerCS: 180 },
+    dialog: { enabled: false, timeoutS: 43_200, max: 100_000, timerCS: 180, keepaliveS: 0, keepaliveFailures: 2 },
     cdr: { enabled: true, flushMs: 1000, keepDays: 90, maxQueue: 100_000 },
   };
 }
@@ -435,11 +439,13 @@ export function applyConfig(base: ProxyConfig, input: unknown, where = ''): Prox
   if (input.dialog !== undefined) {
     const d = input.dialog;
     if (!isObj(d)) bad('dialog', 'expected a mapping, e.g. { enabled: true }');
-    checkKeys(d, ['enabled', 'timeoutS', 'max', 'timerCS'], 'dialog.');
+    checkKeys(d, ['enabled', 'timeoutS', 'max', 'timerCS', 'keepaliveS', 'keepaliveFailures'], 'dialog.');
     if (d.enabled !== undefined) c.dialog.enabled = bool(d.enabled, 'dialog.enabled');
     if (d.timeoutS !== undefined) c.dialog.timeoutS = int(d.timeoutS, 'dialog.timeoutS', 1, 604_800);
     if (d.max !== undefined) c.dialog.max = int(d.max, 'dialog.max', 1, 10_000_000);
     if (d.timerCS !== undefined) c.dialog.timerCS = int(d.timerCS, 'dialog.timerCS', 1, 3_600);
+    if (d.keepaliveS !== undefined) c.dialog.keepaliveS = int(d.keepaliveS, 'dialog.keepaliveS', 0, 86_400);
+    if (d.keepaliveFailures !== undefined) c.dialog.keepaliveFailures = int(d.keepaliveFailures, 'dialog.keepaliveFailures', 1, 100);
   }
   if (input.cdr !== undefined) {
     const k = input.cdr;

@@ -1,6 +1,6 @@
 /**
  * The dialog commands of the control socket: `dialog.list` (live calls) and `dialog.end`
- * (BYE to both sides). With dialog tracking off they answer with a clear error.
+ * (BYE to both sides; CANCEL towards the callee for a call not answered yet). With dialog tracking off they answer with a clear error.
  */
 import { SipctlError, usageError } from '../errors.js';
 import type { ControlHandlers } from '../control/protocol.js';
@@ -28,7 +28,7 @@ export function dialogControlHandlers(tracker: DialogTracker | undefined): Contr
       if (!Number.isInteger(id) || id < 1) throw usageError('E_DIALOG_BAD_ID', `dialog id must be a whole number from 1, got ${JSON.stringify(args.id)}`);
       const r = t.endById(id);
       if (!r.ended) throw new SipctlError('E_DIALOG_NOT_ENDED', r.why ?? `dialog ${id} was not ended`);
-      return { id, ended: true };
+      return { id, ended: true, how: r.how };
     },
   };
 }

@@ -139,6 +139,12 @@ export function messagesReceived(t: TransportStats): number {
 /** What dialog tracking reports (status, /metrics). */
 export interface DialogStats {
   active: number;
+  /** Live calls by state: INVITE sent, no answer with a To tag yet / a 1xx with a To tag / answered. */
+  trying: number;
+  early: number;
+  confirmed: number;
+  /** In-dialog keepalive OPTIONS sent (dialog.keepaliveS). */
+  keepalivesSent: number;
   created: number;
   ended: Record<string, number>;
   cdrWritten: number;
@@ -303,6 +309,13 @@ export class Observability {
     return { ready: checks.every((c) => c.ok), checks };
   }
 
+  /** Live calls by state and CDR progress, or null when dialog tracking is off. */
+  dialogStatus(): { active: number; trying: number; early: number; confirmed: number; created: number; cdrWritten: number; cdrQueued: number } | null {
+    const d = this.dialogSource?.();
+    if (d === undefined) return null;
+    return { active: d.active, trying: d.trying, early: d.early, confirmed: d.confirmed, created: d.created, cdrWritten: d.cdrWritten, cdrQueued: d.cdrQueued };
+  }
+
   /** The `status` control command's answer (and `sipctl status --json`). */
   status(): Record<string, unknown> {
     const p = this.proxy;
@@ -334,6 +347,7 @@ export class Observability {
         dropsByReason: drops,
       },
       transactions: tx ?? null,
+      dialogs: this.dialogStatus(),
       tcp: { inbound: t.tcpConnectionsInbound, outbound: t.tcpConnectionsOutbound },
       eventLoopLagMs: this.eventLoopLagMs(),
       addressTable: { entries: table.size, groups: table.groupCounts(), lastReload: reloadView(p.reloads.address) },

@@ -261,6 +261,7 @@ export function createRegistry(obs: Observability, opts: RegistryOptions = {}): 
     counter(registry, 'sipctl_dialogs_ended_total', 'calls ended, by who or what ended them', ['by'], (emit) => {
       for (const [by, n] of Object.entries(dialogs().ended)) emit({ by }, n);
     });
+    counter(registry, 'sipctl_dialog_keepalives_total', 'in-dialog keepalive OPTIONS sent (dialog.keepaliveS)', [], (emit) => emit(undefined, dialogs().keepalivesSent));
     counter(registry, 'sipctl_cdr_written_total', 'call records written to the cdr table', [], (emit) => emit(undefined, dialogs().cdrWritten));
     counter(registry, 'sipctl_cdr_dropped_total', 'call records dropped (queue full, cdr.maxQueue)', [], (emit) => emit(undefined, dialogs().cdrDropped));
   }

@@ -606,7 +606,7 @@ export class ProxyCore implements StatefulCore {
       this.stats.forwarded++;
     }
     if (dialogs !== undefined) {
-      if (initialInvite) observe(() => dialogs.invite(msg, ctx.inbound, target, pick));
+      if (initialInvite) observe(() => dialogs.invite(msg, ctx.inbound, target, pick, base === undefined ? bytes : undefined));
       else if (msg.method !== 'ACK' && msg.method !== 'CANCEL' && msg.to.tag !== undefined) observe(() => dialogs.request(msg));
     }
     if (this.debug) {
@@ -700,7 +700,14 @@ export class ProxyCore implements StatefulCore {
     }
     const next = msg.secondVia;
     if (next === undefined) {
-      // A response to a request we originated that is not a probe: nothing to relay.
+      // A response to a request we originated: a dialog's keepalive, BYE or CANCEL is absorbed there.
+      const dialogs = this.dialogs;
+      if (dialogs !== undefined) {
+        let absorbed = false;
+        observe(() => void (absorbed = dialogs.ownResponse(msg, inbound)));
+        if (absorbed) return;
+      }
+      // Anything else (not a probe either): nothing to relay.
       this.drop(msg, inbound, DropReason.Unroutable, 'a response to a request of our own that nobody waits for');
       return;
     }

@@ -72,8 +72,11 @@ export const NO_DISPATCH: Dispatch = {
 export interface DialogObserver {
   /** No room for one more call (`dialog.max`): a new initial INVITE gets 503. */
   full(msg: SipMessage): boolean;
-  /** An initial INVITE was sent to `target` (statelessly, or as a transaction's first branch). */
-  invite(msg: SipMessage, inbound: Inbound, target: Target, pick: DispatchPick | undefined): void;
+  /**
+   * An initial INVITE was sent to `target` (statelessly, or as a transaction's first branch).
+   * `sent`: the bytes sent, in stateless mode (what a CANCEL of our own is built from, §9.1).
+   */
+  invite(msg: SipMessage, inbound: Inbound, target: Target, pick: DispatchPick | undefined, sent?: Buffer): void;
   /** An initial INVITE from an admitted source that we answered ourselves with a final failure. */
   refused(msg: SipMessage, inbound: Inbound, status: number, reason: string | undefined): void;
   /** A CANCEL that arrived, or an in-dialog request that was relayed (BYE, re-INVITE, UPDATE ...). */
@@ -84,4 +87,10 @@ export interface DialogObserver {
   final(request: SipMessage, status: number, reason: string | undefined): void;
   /** Transaction mode failover: the INVITE goes on to another destination. */
   retarget(request: SipMessage, target: Target, pick: DispatchPick | undefined): void;
+  /**
+   * A response whose only Via is ours (to a request the proxy sent itself: a keepalive
+   * OPTIONS, a BYE, a CANCEL): true when it was the tracker's to absorb. Only such responses
+   * reach it, so relayed responses cost nothing more.
+   */
+  ownResponse(msg: SipMessage, inbound: Inbound): boolean;
 }

@@ -204,6 +204,20 @@ export class StatefulRelay {
   }
 
   /**
+   * An operator's CANCEL (`sipctl dialog end` on a call not answered yet): the INVITE
+   * transaction begun for `invite` (the request as received) cancels its pending branches as
+   * for a caller's CANCEL (§16.10); its 487 goes upstream as the final response. False when
+   * no such transaction is left.
+   */
+  cancelInvite(invite: SipMessage): boolean {
+    if (this.layer.table.serverCount === 0) return false;
+    const found = this.layer.table.findInvite(requestKey(invite));
+    if (found === undefined || !(found.user instanceof ProxyTransaction)) return false;
+    found.user.receiveCancel(undefined);
+    return true;
+  }
+
+  /**
    * Relay `msg` (already carrying our edits for `target`, serialized as `bytes`) as the first
    * branch of a new proxy transaction. False when the table is full: the caller answers 503.
    */

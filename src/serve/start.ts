@@ -238,11 +238,21 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
           const pub = core.publicAddress(l);
           return `SIP/2.0/${l.protocol === 'tcp' ? 'TCP' : 'UDP'} ${pub.host}:${pub.port}`;
         },
+        isOwnUri: (uri) => core.local.isLocalUri(uri),
+        cancelInvite: (invite) => core.stateful.cancelInvite(invite),
       });
       core.dialogs = dialogs;
       const tracker = dialogs;
-      closers.push(() => tracker.clear());
-      logger.info('dialog tracking on', { max: config.dialog.max, timeoutS: config.dialog.timeoutS, cdr: config.cdr.enabled, flushMs: config.cdr.flushMs });
+      // Closers run in reverse: this one runs before the CDR writer's close, so the rows of
+      // the calls still up (ended_by 'shutdown') are in its last flush.
+      closers.push(() => tracker.shutdown());
+      logger.info('dialog tracking on', {
+        max: config.dialog.max,
+        timeoutS: config.dialog.timeoutS,
+        keepaliveS: config.dialog.keepaliveS,
+        cdr: config.cdr.enabled,
+        flushMs: config.cdr.flushMs,
+      });
     }
 
     // ---- SIP capture (HEP): off unless capture.hep is set; when off, nothing is in the path
@@ -379,6 +389,10 @@ export async function startProxy(config: ProxyConfig, opts: StartOptions = {}): 
       const writer = cdrWriter;
       observability.dialogSource = () => ({
         active: tracker.size,
+        trying: tracker.counts.trying,
+        early: tracker.counts.early,
+        confirmed: tracker.counts.confirmed,
+        keepalivesSent: tracker.stats.keepalivesSent,
         created: tracker.stats.created,
         ended: tracker.stats.ended,
         cdrWritten: writer?.stats.written ?? 0,

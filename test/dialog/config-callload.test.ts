@@ -13,16 +13,16 @@ import { FakeClock, KEY, row } from '../dispatcher/helpers.js';
 
 describe('dialog and cdr config', () => {
   it('dialogs are off by default (nothing changes for current users); the README defaults', () => {
-    expect(defaultConfig().dialog).toEqual({ enabled: false, timeoutS: 43_200, max: 100_000, timerCS: 180 });
+    expect(defaultConfig().dialog).toEqual({ enabled: false, timeoutS: 43_200, max: 100_000, timerCS: 180, keepaliveS: 0, keepaliveFailures: 2 });
     expect(defaultConfig().cdr).toEqual({ enabled: true, flushMs: 1000, keepDays: 90, maxQueue: 100_000 });
   });
 
   it('takes every key', () => {
     const c = applyConfig(defaultConfig(), {
-      dialog: { enabled: true, timeoutS: 3600, max: 5000, timerCS: 200 },
+      dialog: { enabled: true, timeoutS: 3600, max: 5000, timerCS: 200, keepaliveS: 30, keepaliveFailures: 3 },
       cdr: { enabled: false, flushMs: 250, keepDays: 0, maxQueue: 10 },
     });
-    expect(c.dialog).toEqual({ enabled: true, timeoutS: 3600, max: 5000, timerCS: 200 });
+    expect(c.dialog).toEqual({ enabled: true, timeoutS: 3600, max: 5000, timerCS: 200, keepaliveS: 30, keepaliveFailures: 3 });
     expect(c.cdr).toEqual({ enabled: false, flushMs: 250, keepDays: 0, maxQueue: 10 });
   });
 
@@ -30,7 +30,10 @@ describe('dialog and cdr config', () => {
     [{ dialog: { enabled: 'maybe' } }, 'config dialog.enabled: expected true or false'],
     [{ dialog: { timeoutS: 0 } }, 'config dialog.timeoutS: expected a whole number from 1 to 604800, got 0'],
     [{ dialog: { max: -1 } }, 'config dialog.max: expected a whole number from 1 to 10000000'],
-    [{ dialog: { keepalive: 30 } }, 'config dialog.keepalive: unknown option (known: enabled, timeoutS, max, timerCS)'],
+    [{ dialog: { keepalive: 30 } }, 'config dialog.keepalive: unknown option (known: enabled, timeoutS, max, timerCS, keepaliveS, keepaliveFailures)'],
+    [{ dialog: { keepaliveS: -1 } }, 'config dialog.keepaliveS: expected a whole number from 0 to 86400, got -1'],
+    [{ dialog: { keepaliveS: 1.5 } }, 'config dialog.keepaliveS: expected a whole number from 0 to 86400'],
+    [{ dialog: { keepaliveFailures: 0 } }, 'config dialog.keepaliveFailures: expected a whole number from 1 to 100, got 0'],
     [{ dialog: 'on' }, 'config dialog: expected a mapping'],
     [{ cdr: { flushMs: 5 } }, 'config cdr.flushMs: expected a whole number from 10 to 60000, got 5'],
     [{ cdr: { keepDays: 'forever' } }, 'config cdr.keepDays: expected a whole number from 0 to 36500'],

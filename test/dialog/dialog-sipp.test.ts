@@ -12,6 +12,7 @@ import { controlRequest } from '../../src/control/client.js';
 import { REPO_ROOT, runCli } from '../helpers/cli.js';
 import { startProxyProcess, type ProxyProcess } from '../helpers/proxy.js';
 import { freePort, RUN_SIPP, runUac, startUas, type Uas } from '../helpers/sipp.js';
+import { withTestStore } from '../helpers/stores.js';
 
 const SCENARIO = (name: string) => join(REPO_ROOT, 'test', 'fixtures', 'sipp', name);
 
@@ -49,10 +50,11 @@ describe.skipIf(!RUN_SIPP)('dialogs and CDRs with SIPp calls', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   /** A proxy with dialogs on (flushes every 100 ms) in front of `ports` (set 1). */
-  async function setUp(config: string, ports: number[], dialogOptions = ''): Promise<ProxyProcess> {
+  async function setUp(config: string, ports: number[], dialogOptions = '', db?: string): Promise<ProxyProcess> {
     const file = join(dir, `c${Math.random().toString(36).slice(2)}.yaml`);
     writeFileSync(file, `dialog:\n  enabled: true\n${dialogOptions}cdr:\n  flushMs: 100\n${config}`);
     proxy = await startProxyProcess({
+      db,
       args: ['--listen', 'udp:127.0.0.1:0', '--config', file],
       setup: [['address', 'add', '1', '127.0.0.1', '32'], ...ports.map((p) => ['dispatcher', 'add', '1', `sip:127.0.0.1:${p}`])],
     });
@@ -256,6 +258,35 @@ describe.skipIf(!RUN_SIPP)('dialogs and CDRs with SIPp calls', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/no live dialog has id/);
   });
+
+  it('a call still up at SIGTERM gets its row before the proxy exits: ended_by shutdown, end = the shutdown time', async () => {
+    const port = await pbx('uas.xml');
+    const db = join(dir, 'shutdown.db'); // outlives the proxy's own temp dir, which stop() removes
+    await setUp('', [port], '', db);
+    const p = proxy!;
+    // One call that would last a minute; SIPp gives up by its own global timeout once the proxy is gone.
+    const call = runUac({ proxyPort: p.ports.udp!, calls: 1, rate: 1, pauseMs: 60_000, timeoutS: 8 });
+    let listed: { id: number; state: string } | undefined;
+    for (let i = 0; i < 50 && listed?.state !== 'confirmed'; i++) {
+      await new Promise((res) => setTimeout(res, 100));
+      listed = (await liveDialogs()).dialogs[0];
+    }
+    expect(listed?.state).toBe('confirmed');
+    await new Promise((res) => setTimeout(res, 500));
+    const before = Date.now();
+    expect(await p.stop()).toBe(0); // SIGTERM
+    const after = Date.now();
+    proxy = undefined;
+    const rows = await withTestStore(db, (s) => s.cdr.list(), { readonly: true });
+    expect(rows).toHaveLength(1);
+    const row = rows[0]!;
+    expect(row).toMatchObject({ ended_by: 'shutdown', code: 200, setid: 1, destination: `sip:127.0.0.1:${port}` });
+    expect(row.answer_ms).not.toBeNull();
+    expect(row.end_ms).toBeGreaterThanOrEqual(before);
+    expect(row.end_ms).toBeLessThanOrEqual(after);
+    expect(row.billable).toBeGreaterThanOrEqual(0.5);
+    await call;
+  }, 30_000);
 
   it('1,000 calls give 1,000 rows', async () => {
     const port = await pbx('uas.xml');

@@ -43,7 +43,16 @@ function response(callId: string, status: number, toTag: string | undefined, met
   );
 }
 
-function setUp(config: Partial<{ timeoutS: number; max: number; timerCS: number }> = {}) {
+/** A response from `source` (the PBX unless said) to one of the tracker's own requests in `sent`. */
+function answerTo(request: string, status: number, from: string = PBX.address): { msg: ReturnType<typeof parseMessage>; inbound: Inbound } {
+  const req = parseMessage(Buffer.from(request, 'latin1'));
+  const text =
+    `SIP/2.0 ${status} X\r\nVia: ${req.headerFields('via')[0]}\r\nFrom: ${req.header('from')}\r\nTo: ${req.header('to')}\r\n` +
+    `Call-ID: ${req.header('call-id')}\r\nCSeq: ${req.header('cseq')}\r\nContent-Length: 0\r\n\r\n`;
+  return { msg: parseMessage(Buffer.from(text, 'latin1')), inbound: { sourceAddress: from, sourcePort: 5060, protocol: 'udp' } as Inbound };
+}
+
+function setUp(config: Partial<{ timeoutS: number; max: number; timerCS: number; keepaliveS: number; keepaliveFailures: number }> = {}) {
   const clock = new FakeClock();
   const ended: CallRecord[] = [];
   const counter = { active: 0 };
@@ -56,6 +65,7 @@ function setUp(config: Partial<{ timeoutS: number; max: number; timerCS: number 
     counterOf: () => counter,
     send: (_t, bytes) => sent.push(bytes.toString()),
     via: () => 'SIP/2.0/UDP 192.0.2.1:5060',
+    isOwnUri: (u) => u.host === '192.0.2.1',
   });
   const pick = { uri: 'sip:192.0.2.20', targets: [PBX], setid: 1, handle: {} };
   return { clock, ended, counter, tracker, pick, sent };
@@ -165,7 +175,7 @@ describe('dialog tracker', () => {
     // operator
     tracker.invite(invite('a'), CALLER, PBX, pick);
     tracker.response(response('a', 200, 'ttag'));
-    expect(tracker.endById(tracker.list()[0]!.id)).toEqual({ ended: true });
+    expect(tracker.endById(tracker.list()[0]!.id)).toEqual({ ended: true, how: 'bye' });
     expect(counter.active).toBe(0);
     expect(tracker.size).toBe(0);
     expect(ended.map((r) => [r.callId, r.endedBy, r.code])).toEqual([
@@ -187,5 +197,126 @@ describe('dialog tracker', () => {
     tracker.invite(invite('m3'), CALLER, PBX, pick);
     expect(tracker.size).toBe(2);
     expect(tracker.stats.refusedFull).toBe(1);
+  });
+
+  it('counts live calls by state on every transition', () => {
+    const { tracker, pick } = setUp();
+    tracker.invite(invite('s1'), CALLER, PBX, pick);
+    tracker.invite(invite('s2'), CALLER, PBX, pick);
+    tracker.invite(invite('s3'), CALLER, PBX, pick);
+    expect(tracker.counts).toEqual({ trying: 3, early: 0, confirmed: 0 });
+    tracker.response(response('s1', 180, 'ttag'));
+    tracker.response(response('s2', 180, 'ttag'));
+    tracker.response(response('s2', 200, 'ttag'));
+    tracker.response(response('s3', 200, 'ttag')); // trying straight to confirmed
+    expect(tracker.counts).toEqual({ trying: 0, early: 1, confirmed: 2 });
+    tracker.response(response('s1', 486, 'ttag'));
+    tracker.request(fromCallee('s2', 'BYE'));
+    expect(tracker.counts).toEqual({ trying: 0, early: 0, confirmed: 1 });
+    tracker.shutdown();
+    expect(tracker.counts).toEqual({ trying: 0, early: 0, confirmed: 0 });
+  });
+
+  it('shutdown: a row for every call still up (ended_by shutdown, end = now; 200 answered, 0 unanswered), counts back to zero', () => {
+    const { clock, tracker, pick, ended, counter, sent } = setUp();
+    tracker.invite(invite('u1'), CALLER, PBX, pick);
+    tracker.response(response('u1', 200, 'ttag'));
+    tracker.invite(invite('u2'), CALLER, PBX, pick);
+    clock.advance(3000);
+    tracker.shutdown();
+    expect(ended.map((r) => [r.callId, r.endedBy, r.code, r.answerMs === null ? null : r.endMs - r.answerMs])).toEqual([
+      ['u1', 'shutdown', 200, 3000],
+      ['u2', 'shutdown', 0, null],
+    ]);
+    expect(ended[1]!.endMs).toBe(clock.now());
+    expect(counter.active).toBe(0);
+    expect(tracker.size).toBe(0);
+    expect(sent).toHaveLength(0); // no BYE at a shutdown
+  });
+
+  it('keepalives: OPTIONS to both ends each round; answers keep the call; keepaliveFailures silent rounds end it with BYE to both', () => {
+    const { clock, tracker, pick, ended, counter, sent } = setUp({ keepaliveS: 10, keepaliveFailures: 2 });
+    tracker.invite(invite('k1', { cseq: 5 }), CALLER, PBX, pick);
+    tracker.invite(invite('k2'), CALLER, PBX, pick); // never answered: gets no keepalive
+    tracker.response(response('k1', 200, 'ttag', 'INVITE', 5));
+    clock.advance(10_000);
+    expect(sent).toHaveLength(2);
+    expect(sent[0]).toMatch(/^OPTIONS sip:bob@192\.0\.2\.20 SIP\/2\.0\r\nVia: SIP\/2\.0\/UDP 192\.0\.2\.1:5060;branch=z9hG4bK-sipctl-ka-/);
+    expect(sent[0]).toMatch(/\r\nFrom: <sip:alice@192\.0\.2\.10>;tag=ftag\r\nTo: <sip:bob@192\.0\.2\.20>;tag=ttag\r\nCall-ID: k1\r\nCSeq: 5 OPTIONS\r\n/);
+    expect(sent[1]).toMatch(/^OPTIONS sip:alice@192\.0\.2\.10 SIP\/2\.0\r\n/);
+    expect(sent[1]).toMatch(/\r\nFrom: <sip:bob@192\.0\.2\.20>;tag=ttag\r\nTo: <sip:alice@192\.0\.2\.10>;tag=ftag\r\n.*CSeq: 1 OPTIONS\r\n/s);
+    // Both answer: absorbed, and the call stays.
+    for (const [i, from] of [[0, PBX.address], [1, CALLER.sourceAddress]] as const) {
+      const a = answerTo(sent[i]!, 200, from);
+      expect(tracker.ownResponse(a.msg, a.inbound)).toBe(true);
+    }
+    clock.advance(10_000);
+    expect(sent).toHaveLength(4);
+    // Now only the caller answers; the PBX is silent, and someone else answers in its place.
+    for (let round = 0; round < 1; round++) {
+      const caller = answerTo(sent[3]!, 200, CALLER.sourceAddress);
+      tracker.ownResponse(caller.msg, caller.inbound);
+      const forged = answerTo(sent[2]!, 200, '198.51.100.66'); // not where the OPTIONS went
+      expect(tracker.ownResponse(forged.msg, forged.inbound)).toBe(true); // absorbed, not believed
+    }
+    clock.advance(10_000); // one miss: another OPTIONS
+    expect(sent).toHaveLength(6);
+    expect(ended).toHaveLength(0);
+    const caller = answerTo(sent[5]!, 200, CALLER.sourceAddress);
+    tracker.ownResponse(caller.msg, caller.inbound);
+    clock.advance(10_000); // two in a row: the call ends, BYE to both
+    expect(sent.slice(6).map((t) => t.slice(0, 4))).toEqual(['BYE ', 'BYE ']);
+    expect(ended.map((r) => [r.callId, r.endedBy, r.code])).toEqual([['k1', 'keepalive', 408]]);
+    expect(ended[0]!.reason).toMatch(/callee did not answer 2 OPTIONS in a row/);
+    expect(counter.active).toBe(1); // k2 only
+  });
+
+  it('keepalives: a 481 or 408 answer ends the call at once; a branch without our secret, or a 1xx, counts for nothing', () => {
+    const { clock, tracker, pick, ended, sent } = setUp({ keepaliveS: 5, keepaliveFailures: 10 });
+    tracker.invite(invite('r1'), CALLER, PBX, pick);
+    tracker.response(response('r1', 200, 'ttag'));
+    clock.advance(5000);
+    const guessed = answerTo(sent[0]!.replace(/branch=z9hG4bK-sipctl-ka-[0-9a-f]+\./, 'branch=z9hG4bK-sipctl-ka-000000000000.'), 481);
+    expect(tracker.ownResponse(guessed.msg, guessed.inbound)).toBe(true);
+    expect(tracker.ownResponse(answerTo(sent[0]!, 100).msg, answerTo(sent[0]!, 100).inbound)).toBe(true);
+    expect(ended).toHaveLength(0);
+    const gone = answerTo(sent[1]!, 481, CALLER.sourceAddress);
+    tracker.ownResponse(gone.msg, gone.inbound);
+    expect(ended.map((r) => [r.endedBy, r.code, r.reason])).toEqual([['keepalive', 481, 'keepalive: the caller answered 481']]);
+    expect(sent.slice(2).map((t) => t.slice(0, 4))).toEqual(['BYE ', 'BYE ']);
+  });
+
+  it('keepalive route sets: the Record-Route entries beyond ours, towards each end', () => {
+    const { clock, tracker, pick, sent } = setUp({ keepaliveS: 1 });
+    tracker.invite(invite('rr'), CALLER, PBX, pick);
+    const ok = response('rr', 200, 'ttag').buffer.toString('latin1').replace(
+      'Content-Length',
+      'Record-Route: <sip:p2.example;lr>, <sip:p1.example;lr>\r\nRecord-Route: <sip:192.0.2.1:5060;lr>, <sip:q1.example;lr>\r\nContent-Length',
+    );
+    tracker.response(parseMessage(Buffer.from(ok, 'latin1')));
+    clock.advance(1000);
+    expect(sent[0]).toMatch(/\r\nRoute: <sip:p1\.example;lr>, <sip:p2\.example;lr>\r\n/);
+    expect(sent[1]).toMatch(/\r\nRoute: <sip:q1\.example;lr>\r\n/);
+  });
+
+  it('dialog end on an early call (stateless): CANCEL built from the INVITE as sent (§9.1), only after a provisional', () => {
+    const { tracker, pick, ended, sent } = setUp();
+    const asSent =
+      'INVITE sip:bob@192.0.2.20 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKours\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bKc\r\n' +
+      'Record-Route: <sip:192.0.2.1:5060;lr>\r\nFrom: <sip:alice@192.0.2.10>;tag=ftag\r\nTo: <sip:bob@192.0.2.20>\r\nCall-ID: e1\r\nCSeq: 4 INVITE\r\n' +
+      'Max-Forwards: 69\r\nContent-Length: 0\r\n\r\n';
+    tracker.invite(invite('e1', { cseq: 4 }), CALLER, PBX, pick, Buffer.from(asSent, 'latin1'));
+    const id = tracker.list()[0]!.id;
+    expect(tracker.endById(id)).toMatchObject({ ended: false, why: expect.stringMatching(/§9\.1/) });
+    tracker.response(response('e1', 100, undefined, 'INVITE', 4));
+    expect(tracker.endById(id)).toEqual({ ended: true, how: 'cancel' });
+    expect(sent).toHaveLength(1);
+    expect(sent[0]).toBe(
+      'CANCEL sip:bob@192.0.2.20 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKours\r\nMax-Forwards: 70\r\n' +
+        'From: <sip:alice@192.0.2.10>;tag=ftag\r\nTo: <sip:bob@192.0.2.20>\r\nCall-ID: e1\r\nCSeq: 4 CANCEL\r\nContent-Length: 0\r\n\r\n',
+    );
+    expect(tracker.endById(id)).toMatchObject({ ended: false, why: expect.stringMatching(/being cancelled/) });
+    tracker.response(response('e1', 487, 'ttag', 'INVITE', 4));
+    expect(ended.map((r) => [r.endedBy, r.code])).toEqual([['admin', 487]]);
   });
 });
