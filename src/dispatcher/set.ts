@@ -41,6 +41,8 @@ export class DestinationSet {
   /** Every destination's seed, in the order of `destinations` (hashed once, not on each rebuild). */
   private readonly seeds: Uint32Array;
   private activeWeights: Float64Array = new Float64Array(0);
+  /** Every active destination has the same hashing weight (the usual case: no weights). */
+  private activeWeightsEqual = true;
 
   /** Algorithm 11: slots over the active destinations, proportional to rweight. */
   private rweightSlots: Destination[] = [];
@@ -83,6 +85,7 @@ export class DestinationSet {
       this.activeSeeds[k] = this.seeds[i]!;
       this.activeWeights[k++] = Math.max(1, d.attrs.weight ?? 1);
     }
+    this.activeWeightsEqual = this.activeWeights.every((w) => w === this.activeWeights[0]);
 
     // Algorithm 9 keeps Kamailio's fixed percentages: a slot whose destination is down goes
     // to the next active destination in set order (Kamailio: "find next active"), so only
@@ -173,6 +176,20 @@ export class DestinationSet {
    */
   private byHash(h: number): Destination {
     const seeds = this.activeSeeds;
+    if (this.activeWeightsEqual) {
+      // Equal weights: -w / ln(u) grows with u, so the highest draw wins — the same winner
+      // (ties too: the first) without a logarithm per destination.
+      let best = 0;
+      let bestDraw = -1;
+      for (let i = 0; i < seeds.length; i++) {
+        const draw = rehash((h ^ seeds[i]!) >>> 0);
+        if (draw > bestDraw) {
+          bestDraw = draw;
+          best = i;
+        }
+      }
+      return this.active[best]!;
+    }
     const weights = this.activeWeights;
     let best = 0;
     let bestScore = -Infinity;

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { DispatcherHolder } from '../../src/dispatcher/holder.js';
 import type { DispatcherRow } from '../../src/dispatcher/types.js';
+import { hashString, rehash } from '../../src/dispatcher/hash.js';
 import { FakeClock, keyFor, row } from './helpers.js';
 
 const N = 20_000;
@@ -34,6 +35,30 @@ describe('weighted rendezvous hashing (algorithms 0-3)', () => {
     for (const alg of [0, 1, 2, 3] as const) {
       const s = shares(picks(h, alg));
       for (const u of URIS) expect(Math.abs(s.get(u)! - 0.2)).toBeLessThanOrEqual(0.02);
+    }
+  });
+
+  it('equal weights pick what the weighted formula picks (that path only skips the logarithm)', async () => {
+    // The formula of set.ts byHash: score = -weight / ln(u), u from the key hash and the
+    // destination's seed; the highest wins, the first on a tie.
+    for (const attrs of [undefined, 'weight=7'] as const) {
+      const h = await load(URIS.map((u) => row(1, u, attrs === undefined ? {} : { attrs })));
+      const dests = h.current.set(1)!.destinations;
+      for (let i = 0; i < 3000; i++) {
+        const key = keyFor(i);
+        const hk = hashString(key.callId);
+        let best = '';
+        let bestScore = -Infinity;
+        for (const d of dests) {
+          const u = (rehash((hk ^ hashString(d.key)) >>> 0) + 0.5) / 4294967296;
+          const score = -7 / Math.log(u);
+          if (score > bestScore) {
+            bestScore = score;
+            best = d.uri;
+          }
+        }
+        expect(h.current.select(1, 0, key)!.uri).toBe(best);
+      }
     }
   });
 
