@@ -326,9 +326,23 @@ export class SipMessage {
     let out = cache.get(canonical);
     if (out === undefined) {
       out = [];
-      const { valueStarts } = this.index;
+      const { valueStarts, valueEnds } = this.index;
+      const b = this.buffer;
       for (let i = this.fieldIndex(canonical); i >= 0; i = this.fieldIndex(canonical, i + 1)) {
         const base = valueStarts[i]!;
+        const end = valueEnds[i]!;
+        // Most fields hold one value: a field without a comma or a quote is that one value (the
+        // parser trimmed its ends), found without making a string or splitting it — what
+        // splitList would find, refusals included.
+        let k = base;
+        while (k < end && b[k] !== 44 /* , */ && b[k] !== 34 /* " */) k++;
+        if (k === end) {
+          if (end > base) {
+            if (out.length >= MAX_LIST_VALUES) throw new SipParseError(`more than ${MAX_LIST_VALUES} values in one header`);
+            out.push({ field: i, start: base, end });
+          }
+          continue;
+        }
         // At most MAX_LIST_VALUES across the fields: the split of each field stops there too.
         for (const [s, e] of splitList(this.rawValue(i), MAX_LIST_VALUES - out.length)) out.push({ field: i, start: base + s, end: base + e });
       }

@@ -426,3 +426,42 @@ describe('edits under random sequences (fast-check)', () => {
     TIMEOUT,
   );
 });
+
+describe('value locations of list headers (fast-check)', () => {
+  // valueLocations takes a field without a comma as one value without splitting it; it must
+  // find exactly what splitting every field finds, whatever the fields hold.
+  const piece = fc.constantFrom('<sip:a@10.0.0.1;lr>', '"Bob, Jr." <sip:b@h>', 'sip:c@h', ' ', ',', '"', '\\"', '<', '>', ';x=1', '\r\n ', 'tok', '');
+  const field = fc.array(piece, { maxLength: 8 }).map((p) => p.join('').replace(/^[ \t]+|[ \t]+$/g, '').replace(/^(\r\n )+/, ''));
+  it('finds the same values as splitList over every field', async () => {
+    const { splitList } = await import('../../src/sip/values.js');
+    fc.assert(
+      fc.property(fc.array(field, { minLength: 1, maxLength: 6 }), (fields) => {
+        const text = `OPTIONS sip:x@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n${fields.map((f) => `Route: ${f}\r\n`).join('')}Content-Length: 0\r\n\r\n`;
+        let msg: SipMessage;
+        try {
+          msg = parseMessage(Buffer.from(text, 'latin1'));
+        } catch {
+          return; // not a message the parser takes: nothing to compare
+        }
+        // What splitting every field finds, or the refusal it throws (an unterminated quote).
+        const split = (): Array<{ field: number; start: number; end: number }> => {
+          const out: Array<{ field: number; start: number; end: number }> = [];
+          for (let i = msg.fieldIndex('route'); i >= 0; i = msg.fieldIndex('route', i + 1)) {
+            const base = msg.index.valueStarts[i]!;
+            for (const [s, e] of splitList(msg.rawValue(i))) out.push({ field: i, start: base + s, end: base + e });
+          }
+          return out;
+        };
+        const outcome = (f: () => unknown): unknown => {
+          try {
+            return f();
+          } catch (err) {
+            return (err as Error).message;
+          }
+        };
+        expect(outcome(() => msg.valueLocations('route'))).toEqual(outcome(split));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+});
